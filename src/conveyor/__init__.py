@@ -1,0 +1,75 @@
+"""Conveyor: background jobs for Python, the way Laravel's queues do them."""
+
+from .app import Conveyor, current_app, set_app
+from .config import ConnectionSettings, Settings, load_settings
+from .dispatch import (
+    PendingDispatch,
+    dispatch,
+    dispatch_if,
+    dispatch_many,
+    dispatch_sync,
+    dispatch_unless,
+)
+from .errors import (
+    ConfigError,
+    ConnectionUnavailable,
+    ConveyorError,
+    JobTimedOut,
+    MaxAttemptsExceeded,
+    PayloadError,
+    PayloadTooLarge,
+    SerializationError,
+    UnknownJobError,
+    WorkerLost,
+)
+from .events import (
+    EventBus,
+    JobExceptionOccurred,
+    JobFailed,
+    JobProcessed,
+    JobProcessing,
+    JobQueued,
+    JobReleased,
+    JobTimedOut as JobTimedOutEvent,
+    WorkerLooping,
+    WorkerStopping,
+)
+from .job import Job, job
+
+__all__ = [
+    "ConfigError",
+    "ConnectionSettings",
+    "ConnectionUnavailable",
+    "Conveyor",
+    "ConveyorError",
+    "EventBus",
+    "Job",
+    "JobExceptionOccurred",
+    "JobFailed",
+    "JobProcessed",
+    "JobProcessing",
+    "JobQueued",
+    "JobReleased",
+    "JobTimedOut",
+    "JobTimedOutEvent",
+    "MaxAttemptsExceeded",
+    "PayloadError",
+    "PayloadTooLarge",
+    "PendingDispatch",
+    "SerializationError",
+    "Settings",
+    "UnknownJobError",
+    "WorkerLooping",
+    "WorkerLost",
+    "WorkerStopping",
+    "current_app",
+    "dispatch",
+    "dispatch_if",
+    "dispatch_many",
+    "dispatch_sync",
+    "dispatch_unless",
+    "job",
+    "load_settings",
+    "set_app",
+]
+__version__ = "0.1.0"

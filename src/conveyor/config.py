@@ -1,0 +1,215 @@
+"""Settings: ``[tool.conveyor]`` in pyproject.toml or ``conveyor.toml``, then ``CONVEYOR_*``.
+
+Example ``conveyor.toml``::
+
+    default = "database"          # the connection used when a job names none
+    app = ["myapp.jobs"]          # modules that define jobs (imported by workers)
+    max_payload = 1048576
+
+    [connections.database]
+    url = "sqlite:///conveyor.db"  # relative to this file's folder
+    retry_after = 30               # lease in seconds, renewed while a job runs
+
+Environment: ``CONVEYOR_CONNECTION`` (name or URL of the default connection, like Laravel's
+``QUEUE_CONNECTION``), ``CONVEYOR_APP`` (comma list), ``CONVEYOR_MAX_PAYLOAD``,
+``CONVEYOR_<NAME>_URL`` and ``CONVEYOR_<NAME>_RETRY_AFTER`` for connection ``<name>``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from .envelope import DEFAULT_MAX_PAYLOAD
+from .errors import ConfigError
+
+KNOWN_SCHEMES = ("sync", "sqlite", "redis", "rediss", "postgresql", "postgres", "mysql", "mariadb")
+_TOP_KEYS = {"default", "app", "max_payload", "connections"}
+_CONN_KEYS = {"url", "retry_after", "queue", "block_for", "prefix"}
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    name: str
+    url: str
+    retry_after: float = 30.0
+    queue: str = "default"
+    block_for: float | None = None
+    prefix: str = "conveyor"
+
+    @property
+    def scheme(self) -> str:
+        return self.url.partition("://")[0].lower()
+
+    def masked_url(self) -> str:
+        parts = urlsplit(self.url)
+        if parts.password:
+            netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+            return urlunsplit(parts._replace(netloc=netloc))
+        return self.url
+
+
+@dataclass(frozen=True)
+class Settings:
+    default: str = "database"
+    connections: Mapping[str, ConnectionSettings] = field(default_factory=dict)
+    app: tuple[str, ...] = ()
+    max_payload: int = DEFAULT_MAX_PAYLOAD
+    source: str = "built-in defaults"
+    root: str = "."
+
+    def connection(self, name: str | None = None) -> ConnectionSettings:
+        key = name or self.default
+        found = self.connections.get(key)
+        if found is None:
+            known = ", ".join(sorted(self.connections))
+            raise ConfigError(f"unknown connection {key!r} (known: {known}; source: {self.source})")
+        return found
+
+    def with_app(self, modules: tuple[str, ...]) -> Settings:
+        return replace(self, app=tuple(dict.fromkeys((*self.app, *modules))))
+
+
+def _builtin(root: Path) -> dict[str, ConnectionSettings]:
+    return {
+        "sync": ConnectionSettings("sync", "sync://"),
+        "database": ConnectionSettings("database", f"sqlite:///{root / 'conveyor.db'}"),
+    }
+
+
+def find_config(start: Path) -> tuple[Path, dict[str, Any]] | None:
+    """Nearest ``conveyor.toml``, or ``pyproject.toml`` with a ``[tool.conveyor]`` table."""
+    for folder in (start, *start.parents):
+        own = folder / "conveyor.toml"
+        if own.is_file():
+            return own, _read_toml(own)
+        project = folder / "pyproject.toml"
+        if project.is_file():
+            data = _read_toml(project).get("tool", {}).get("conveyor")
+            if isinstance(data, dict):
+                return project, data
+    return None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def load_settings(
+    start: str | Path | None = None, env: Mapping[str, str] | None = None
+) -> Settings:
+    env = os.environ if env is None else env
+    found = find_config(Path(start or os.getcwd()).resolve())
+    root = found[0].parent if found else Path(start or os.getcwd()).resolve()
+    source = str(found[0]) if found else "built-in defaults"
+    data = found[1] if found else {}
+    return _build(data, env, root, source)
+
+
+def _build(data: Mapping[str, Any], env: Mapping[str, str], root: Path, source: str) -> Settings:
+    unknown = set(data) - _TOP_KEYS
+    if unknown:
+        raise ConfigError(f"{source}: unknown key {sorted(unknown)[0]!r}; known: {sorted(_TOP_KEYS)}")
+    connections = _builtin(root)
+    raw_conns = data.get("connections", {})
+    if not isinstance(raw_conns, dict):
+        raise ConfigError(f"{source}: 'connections' must be a table of [connections.NAME]")
+    for name, raw in raw_conns.items():
+        connections[name] = _connection(name, raw, root, f"{source}: connections.{name}")
+    for name in list(connections):
+        prefix = f"CONVEYOR_{name.upper()}_"
+        overrides = {
+            k[len(prefix) :].lower(): v for k, v in env.items() if k.startswith(prefix)
+        }
+        if overrides:
+            merged = {**_as_dict(connections[name]), **overrides}
+            connections[name] = _connection(name, merged, root, f"environment {prefix}*")
+    default = str(data.get("default", "database"))
+    from_env = env.get("CONVEYOR_CONNECTION")
+    if from_env:
+        default = from_env
+        if "://" in from_env:
+            connections["env"] = _connection("env", {"url": from_env}, root, "CONVEYOR_CONNECTION")
+            default = "env"
+    if default not in connections:
+        raise ConfigError(f"{source}: 'default' names unknown connection {default!r}")
+    return Settings(
+        default=default,
+        connections=connections,
+        app=_modules(env.get("CONVEYOR_APP") or data.get("app", ()), source),
+        max_payload=_int(env.get("CONVEYOR_MAX_PAYLOAD", data.get("max_payload", DEFAULT_MAX_PAYLOAD)), f"{source}: max_payload"),
+        source=source,
+        root=str(root),
+    )  # fmt: skip
+
+
+def _as_dict(c: ConnectionSettings) -> dict[str, Any]:
+    return {"url": c.url, "retry_after": c.retry_after, "queue": c.queue,
+            "block_for": c.block_for, "prefix": c.prefix}  # fmt: skip
+
+
+def _connection(name: str, raw: Any, root: Path, where: str) -> ConnectionSettings:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: must be a table with at least 'url'")
+    unknown = set(raw) - _CONN_KEYS
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r}; known: {sorted(_CONN_KEYS)}")
+    url = raw.get("url")
+    if not isinstance(url, str) or "://" not in url:
+        raise ConfigError(f"{where}.url: expected a URL like sqlite:///conveyor.db, got {url!r}")
+    scheme = url.partition("://")[0].lower()
+    if scheme not in KNOWN_SCHEMES:
+        raise ConfigError(f"{where}.url: unknown scheme {scheme!r}; known: {', '.join(KNOWN_SCHEMES)}")
+    if scheme == "sqlite":
+        url = _sqlite_url(url, root)
+    block_for = raw.get("block_for")
+    return ConnectionSettings(
+        name=name,
+        url=url,
+        retry_after=_number(raw.get("retry_after", 30.0), f"{where}.retry_after"),
+        queue=str(raw.get("queue", "default")),
+        block_for=None if block_for in (None, "") else _number(block_for, f"{where}.block_for"),
+        prefix=str(raw.get("prefix", "conveyor")),
+    )
+
+
+def _sqlite_url(url: str, root: Path) -> str:
+    path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else url.partition("://")[2]
+    if path in ("", ":memory:"):
+        return "sqlite:///:memory:"
+    full = Path(path) if Path(path).is_absolute() else root / path
+    return f"sqlite:///{full}"
+
+
+def _number(value: Any, where: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: expected a number of seconds, got {value!r}") from None
+    if number <= 0:
+        raise ConfigError(f"{where}: must be positive, got {value!r}")
+    return number
+
+
+def _int(value: Any, where: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: expected a whole number, got {value!r}") from None
+
+
+def _modules(value: Any, source: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = value.split(",")
+    if not isinstance(value, list | tuple):
+        raise ConfigError(f"{source}: 'app' must be a module name or a list of them")
+    return tuple(str(v).strip() for v in value if str(v).strip())

@@ -1,0 +1,29 @@
+"""Open the driver a connection's URL names; server drivers import their client lazily."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..config import ConnectionSettings
+from ..errors import ConfigError
+from .base import Driver
+
+if TYPE_CHECKING:
+    from ..app import Conveyor
+
+
+def open_driver(app: Conveyor, settings: ConnectionSettings) -> Driver:
+    scheme = settings.scheme
+    if scheme == "sync":
+        from .sync import SyncDriver
+
+        return SyncDriver(app, settings.name)
+    if scheme == "sqlite":
+        from .database.driver import DatabaseDriver
+        from .database.sqlite import SQLiteDialect
+
+        path = settings.url[len("sqlite:///") :]
+        return DatabaseDriver(settings.name, SQLiteDialect(path), auto_migrate=True)
+    raise ConfigError(
+        f"connection {settings.name!r}: the {scheme!r} driver is not available in this version"
+    )

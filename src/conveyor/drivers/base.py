@@ -1,0 +1,142 @@
+"""The driver contract every backend implements, and the records that cross it.
+
+A driver stores and moves opaque payloads; it never decodes them and never decides policy.
+Every write on a reservation is conditional on the reservation's token, so a worker that lost
+its lease (it stalled, the job was re-claimed) cannot acknowledge or fail someone else's run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class Message:
+    """One job to store: the envelope already encoded."""
+
+    id: str
+    queue: str
+    payload: bytes
+    delay: float = 0.0
+
+
+@dataclass(frozen=True)
+class QueueSize:
+    pending: int = 0
+    delayed: int = 0
+    reserved: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.pending + self.delayed + self.reserved
+
+
+@dataclass(frozen=True)
+class FailedRecord:
+    """A job that failed for good, as the failed store keeps it (Laravel's failed_jobs row)."""
+
+    uuid: str
+    connection: str
+    queue: str
+    payload: bytes
+    exception: str
+    failed_at: float
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """A worker's heartbeat, so ``conveyor status`` can say whether anyone is consuming."""
+
+    id: str
+    hostname: str
+    pid: int
+    queues: tuple[str, ...]
+    started_at: float
+    last_seen: float
+    processed: int = 0
+    current_job: str | None = None
+
+
+@runtime_checkable
+class Reservation(Protocol):
+    """A claimed job. ``attempts`` already counts this claim."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def queue(self) -> str: ...
+    @property
+    def payload(self) -> bytes: ...
+    @property
+    def attempts(self) -> int: ...
+    @property
+    def token(self) -> str: ...
+
+    def ack(self) -> bool:
+        """Remove the job; False if the lease was lost meanwhile."""
+        ...
+
+    def release(self, delay: float, payload: bytes | None = None) -> bool:
+        """Make the job available again after ``delay`` s, optionally with a new payload."""
+        ...
+
+    def fail(self, record: FailedRecord) -> bool:
+        """Remove the job and write the failed record atomically."""
+        ...
+
+    def extend(self, seconds: float) -> bool:
+        """Renew the lease to ``seconds`` from now (authority's clock)."""
+        ...
+
+
+class FailedJobStore(Protocol):
+    def record(self, record: FailedRecord) -> None: ...
+    def get(self, id_or_uuid: str) -> FailedRecord | None: ...
+    def page(
+        self, queue: str | None = None, before: int | None = None, limit: int = 100
+    ) -> list[FailedRecord]: ...
+    def count(self, queue: str | None = None) -> int: ...
+    def forget(self, id_or_uuid: str) -> bool: ...
+    def flush(self, older_than: float | None = None) -> int: ...
+
+
+class Driver(Protocol):
+    """A connection's queue storage, its failed store and its small control plane."""
+
+    connection: str
+    failed: FailedJobStore
+
+    def push(self, message: Message) -> None: ...
+    def push_many(self, messages: Sequence[Message]) -> None:
+        """Store all messages in one round trip (one transaction / pipeline)."""
+        ...
+
+    def reserve(self, queues: Sequence[str], lease: float, wait: float = 0.0) -> Reservation | None:
+        """Claim the oldest available job of the first non-empty queue, waiting up to ``wait`` s."""
+        ...
+
+    def size(self, queue: str) -> QueueSize: ...
+    def queues(self) -> list[str]: ...
+    def clear(self, queue: str) -> int: ...
+
+    def request_restart(self) -> float: ...
+    def restart_requested_at(self) -> float | None: ...
+    def heartbeat(self, info: WorkerInfo) -> None: ...
+    def forget_worker(self, worker_id: str) -> None: ...
+    def workers(self, seen_within: float) -> list[WorkerInfo]: ...
+
+    def migrate(self) -> None: ...
+    def close(self) -> None: ...
+
+
+@dataclass
+class DriverOptions:
+    """Per-connection settings a driver may honour."""
+
+    retry_after: float = 30.0
+    block_for: float | None = None
+    prefix: str = "conveyor"
+    extra: dict[str, str] = field(default_factory=dict)

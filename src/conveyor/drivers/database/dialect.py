@@ -1,0 +1,75 @@
+"""What differs between SQL servers, behind one small interface the SQL driver calls.
+
+The driver writes portable SQL with ``?`` placeholders and leaves to the dialect the parts that
+are not portable: connecting, the schema, the atomic claim, the clock, waking idle workers and
+telling a lost connection from a real error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+Row = tuple[Any, ...]
+
+
+class Cursor(Protocol):
+    rowcount: int
+
+    def execute(self, sql: str, params: Sequence[Any] = ...) -> Any: ...
+    def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> Any: ...
+    def fetchone(self) -> Row | None: ...
+    def fetchall(self) -> list[Row]: ...
+    def close(self) -> None: ...
+
+
+class DBConnection(Protocol):
+    def cursor(self) -> Any: ...
+    def commit(self) -> None: ...
+    def rollback(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class Claimed(Protocol):
+    id: str
+    queue: str
+    payload: bytes
+    attempts: int
+
+
+class Dialect(Protocol):
+    name: str
+    #: seconds between cheap checks while idle when the server cannot push a wake-up
+    poll_interval: float
+
+    def connect(self) -> DBConnection: ...
+    def sql(self, statement: str) -> str:
+        """Turn the driver's ``?`` placeholders into this server's paramstyle."""
+        ...
+
+    def migrations(self) -> Sequence[tuple[int, Sequence[str]]]: ...
+    def now(self, conn: DBConnection) -> float: ...
+    def begin_write(self, conn: DBConnection) -> None:
+        """Open a transaction that will write (SQLite takes the write lock up front)."""
+        ...
+
+    def claim(
+        self, conn: DBConnection, queue: str, now: float, lease_until: float, token: str
+    ) -> Row | None:
+        """Atomically claim one available job of ``queue``: (id, payload, attempts) or None."""
+        ...
+
+    def wait_for_jobs(self, conn: DBConnection, timeout: float) -> None:
+        """Block up to ``timeout`` s, returning early when other sessions may have added jobs."""
+        ...
+
+    def notify(self, conn: DBConnection, queues: Sequence[str]) -> None:
+        """Tell idle workers that ``queues`` got jobs (inside the pushing transaction)."""
+        ...
+
+    def is_transient(self, exc: BaseException) -> bool:
+        """A lock timeout or a lost connection: retry (after reconnecting) rather than fail."""
+        ...
+
+    def upsert_meta_sql(self) -> str: ...
+    def upsert_worker_sql(self) -> str: ...

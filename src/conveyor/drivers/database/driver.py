@@ -1,0 +1,332 @@
+"""The SQL database driver: queue storage on any server a ``Dialect`` describes.
+
+One table holds every job. ``available_at`` is the single column the claim looks at: a pending
+job is available from its dispatch time, a delayed one from its due time, and a reserved one
+from the end of its lease, so an expired lease needs no sweeper: the job is simply claimable
+again. ``reserved_at`` and ``token`` tell a reserved job from a pending one and fence writes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from ...errors import ConnectionUnavailable
+from ..base import FailedRecord, Message, QueueSize, WorkerInfo
+from .dialect import DBConnection, Dialect
+from .failed import SQLFailedStore
+
+log = logging.getLogger("conveyor.database")
+T = TypeVar("T")
+
+
+class DatabaseDriver:
+    def __init__(
+        self,
+        connection: str,
+        dialect: Dialect,
+        *,
+        auto_migrate: bool = False,
+        retry_window: float = 10.0,
+    ) -> None:
+        self.connection = connection
+        self.dialect = dialect
+        self.retry_window = retry_window
+        self._conn: DBConnection | None = None
+        self._migrated = not auto_migrate
+        self.failed = SQLFailedStore(self)
+
+    # --- plumbing ---------------------------------------------------------------------------
+    def _connection(self) -> DBConnection:
+        if self._conn is None:
+            self._conn = self.dialect.connect()
+            if not self._migrated:
+                self._migrated = True
+                self._apply_migrations(self._conn)
+        return self._conn
+
+    def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:
+                log.debug("closing a broken connection failed", exc_info=True)
+
+    def run(self, fn: Callable[[Any], T], *, write: bool = True) -> T:
+        """Run ``fn(cursor)`` in one transaction, retrying lock timeouts and lost connections.
+
+        Retries stop after ``retry_window`` seconds with ``ConnectionUnavailable``: a dispatch
+        never hangs forever and never reports success for a job that was not stored.
+        """
+        deadline = time.monotonic() + self.retry_window
+        pause = 0.01
+        while True:
+            conn: DBConnection | None = None
+            try:
+                conn = self._connection()
+                if write:
+                    self.dialect.begin_write(conn)
+                cur = conn.cursor()
+                try:
+                    result = fn(cur)
+                finally:
+                    cur.close()
+                conn.commit()
+                return result
+            except Exception as exc:
+                self._rollback(conn)
+                if not self.dialect.is_transient(exc):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise ConnectionUnavailable(
+                        f"{self.dialect.name} connection {self.connection!r} unavailable: {exc}"
+                    ) from exc
+                log.debug("transient %s error, retrying: %s", self.dialect.name, exc)
+                time.sleep(pause)
+                pause = min(pause * 2, 1.0)
+
+    def _rollback(self, conn: DBConnection | None) -> None:
+        if conn is None:
+            return
+        try:
+            conn.rollback()
+        except Exception:
+            self._drop_connection()
+
+    def sql(self, statement: str) -> str:
+        return self.dialect.sql(statement)
+
+    def now(self) -> float:
+        return self.dialect.now(self._connection())
+
+    # --- schema -----------------------------------------------------------------------------
+    def migrate(self) -> None:
+        self._apply_migrations(self._connection())
+        self._migrated = True
+
+    def _apply_migrations(self, conn: DBConnection) -> None:
+        def apply(cur: Any) -> None:
+            cur.execute(
+                "CREATE TABLE IF NOT EXISTS conveyor_migrations (version INTEGER PRIMARY KEY)"
+            )
+            cur.execute("SELECT version FROM conveyor_migrations")
+            done = {row[0] for row in cur.fetchall()}
+            for version, statements in self.dialect.migrations():
+                if version in done:
+                    continue
+                for statement in statements:
+                    cur.execute(statement)
+                cur.execute(self.sql("INSERT INTO conveyor_migrations (version) VALUES (?)"), (version,))
+
+        self._conn = conn
+        self.run(apply)
+
+    # --- queue ------------------------------------------------------------------------------
+    def push(self, message: Message) -> None:
+        self.push_many([message])
+
+    def push_many(self, messages: Sequence[Message]) -> None:
+        if not messages:
+            return
+
+        def insert(cur: Any) -> None:
+            now = self.dialect.now(self._connection())
+            cur.executemany(
+                self.sql(
+                    "INSERT INTO conveyor_jobs (id, queue, payload, attempts, available_at,"
+                    " created_at) VALUES (?, ?, ?, 0, ?, ?)"
+                ),
+                [(m.id, m.queue, m.payload.decode(), now + m.delay, now) for m in messages],
+            )
+            self.dialect.notify(self._connection(), sorted({m.queue for m in messages}))
+
+        self.run(insert)
+
+    def reserve(
+        self, queues: Sequence[str], lease: float, wait: float = 0.0
+    ) -> SQLReservation | None:
+        deadline = time.monotonic() + wait
+        while True:
+            found = self._claim(queues, lease)
+            remaining = deadline - time.monotonic()
+            if found is not None or remaining <= 0:
+                return found
+            due = self._seconds_until_due(queues)
+            self.dialect.wait_for_jobs(self._connection(), min(remaining, due))
+
+    def _claim(self, queues: Sequence[str], lease: float) -> SQLReservation | None:
+        token = uuid.uuid4().hex
+
+        def claim(cur: Any) -> SQLReservation | None:
+            conn = self._connection()
+            now = self.dialect.now(conn)
+            for queue in queues:
+                row = self.dialect.claim(conn, queue, now, now + lease, token)
+                if row is not None:
+                    job_id, payload, attempts = row
+                    data = payload.encode() if isinstance(payload, str) else bytes(payload)
+                    return SQLReservation(self, str(job_id), queue, data, int(attempts), token)
+            return None
+
+        return self.run(claim)
+
+    def _seconds_until_due(self, queues: Sequence[str]) -> float:
+        marks = ", ".join("?" for _ in queues)
+
+        def earliest(cur: Any) -> float:
+            cur.execute(
+                self.sql(f"SELECT MIN(available_at) FROM conveyor_jobs WHERE queue IN ({marks})"),
+                list(queues),
+            )
+            row = cur.fetchone()
+            if row is None or row[0] is None:
+                return 3600.0
+            return max(0.0, float(row[0]) - self.dialect.now(self._connection()))
+
+        return self.run(earliest, write=False)
+
+    def size(self, queue: str) -> QueueSize:
+        def count(cur: Any) -> QueueSize:
+            now = self.dialect.now(self._connection())
+            cur.execute(
+                self.sql(
+                    "SELECT"
+                    " SUM(CASE WHEN reserved_at IS NULL AND available_at <= ? THEN 1 ELSE 0 END),"
+                    " SUM(CASE WHEN reserved_at IS NULL AND available_at > ? THEN 1 ELSE 0 END),"
+                    " SUM(CASE WHEN reserved_at IS NOT NULL THEN 1 ELSE 0 END)"
+                    " FROM conveyor_jobs WHERE queue = ?"
+                ),
+                (now, now, queue),
+            )
+            row = cur.fetchone() or (0, 0, 0)
+            return QueueSize(*(int(v or 0) for v in row))
+
+        return self.run(count, write=False)
+
+    def queues(self) -> list[str]:
+        def names(cur: Any) -> list[str]:
+            cur.execute("SELECT DISTINCT queue FROM conveyor_jobs ORDER BY queue")
+            return [str(r[0]) for r in cur.fetchall()]
+
+        return self.run(names, write=False)
+
+    def clear(self, queue: str) -> int:
+        def delete(cur: Any) -> int:
+            cur.execute(self.sql("DELETE FROM conveyor_jobs WHERE queue = ?"), (queue,))
+            return int(cur.rowcount)
+
+        return self.run(delete)
+
+    # --- control plane ----------------------------------------------------------------------
+    def request_restart(self) -> float:
+        def mark(cur: Any) -> float:
+            now = self.dialect.now(self._connection())
+            cur.execute(self.sql(self.dialect.upsert_meta_sql()), ("restart", repr(now)))
+            return now
+
+        return self.run(mark)
+
+    def restart_requested_at(self) -> float | None:
+        def read(cur: Any) -> float | None:
+            cur.execute(self.sql("SELECT value FROM conveyor_meta WHERE name = ?"), ("restart",))
+            row = cur.fetchone()
+            return float(row[0]) if row else None
+
+        return self.run(read, write=False)
+
+    def heartbeat(self, info: WorkerInfo) -> None:
+        def beat(cur: Any) -> None:
+            cur.execute(
+                self.sql(self.dialect.upsert_worker_sql()),
+                (info.id, info.hostname, info.pid, ",".join(info.queues), info.started_at,
+                 info.last_seen, info.processed, info.current_job),
+            )  # fmt: skip
+
+        self.run(beat)
+
+    def forget_worker(self, worker_id: str) -> None:
+        self.run(lambda cur: cur.execute(self.sql("DELETE FROM conveyor_workers WHERE id = ?"), (worker_id,)))
+
+    def workers(self, seen_within: float) -> list[WorkerInfo]:
+        def read(cur: Any) -> list[WorkerInfo]:
+            since = time.time() - seen_within
+            cur.execute(
+                self.sql(
+                    "SELECT id, hostname, pid, queues, started_at, last_seen, processed, current_job"
+                    " FROM conveyor_workers WHERE last_seen >= ? ORDER BY started_at"
+                ),
+                (since,),
+            )
+            return [
+                WorkerInfo(r[0], r[1], int(r[2]), tuple(str(r[3]).split(",")), float(r[4]),
+                           float(r[5]), int(r[6]), r[7])
+                for r in cur.fetchall()
+            ]  # fmt: skip
+
+        return self.run(read, write=False)
+
+    def close(self) -> None:
+        self._drop_connection()
+
+
+class SQLReservation:
+    __slots__ = ("_driver", "attempts", "id", "payload", "queue", "token")
+
+    def __init__(
+        self, driver: DatabaseDriver, id: str, queue: str, payload: bytes, attempts: int, token: str
+    ) -> None:
+        self._driver = driver
+        self.id = id
+        self.queue = queue
+        self.payload = payload
+        self.attempts = attempts
+        self.token = token
+
+    def _update(self, statement: str, params: tuple[Any, ...]) -> bool:
+        def update(cur: Any) -> bool:
+            cur.execute(self._driver.sql(statement), params)
+            return bool(cur.rowcount == 1)
+
+        return self._driver.run(update)
+
+    def ack(self) -> bool:
+        return self._update(
+            "DELETE FROM conveyor_jobs WHERE id = ? AND token = ?", (self.id, self.token)
+        )
+
+    def release(self, delay: float, payload: bytes | None = None) -> bool:
+        now = self._driver.now()
+        if payload is None:
+            return self._update(
+                "UPDATE conveyor_jobs SET available_at = ?, reserved_at = NULL, token = NULL"
+                " WHERE id = ? AND token = ?",
+                (now + delay, self.id, self.token),
+            )
+        return self._update(
+            "UPDATE conveyor_jobs SET available_at = ?, reserved_at = NULL, token = NULL,"
+            " payload = ? WHERE id = ? AND token = ?",
+            (now + delay, payload.decode(), self.id, self.token),
+        )
+
+    def extend(self, seconds: float) -> bool:
+        return self._update(
+            "UPDATE conveyor_jobs SET available_at = ? WHERE id = ? AND token = ?",
+            (self._driver.now() + seconds, self.id, self.token),
+        )
+
+    def fail(self, record: FailedRecord) -> bool:
+        def move(cur: Any) -> bool:
+            cur.execute(
+                self._driver.sql("DELETE FROM conveyor_jobs WHERE id = ? AND token = ?"),
+                (self.id, self.token),
+            )
+            if cur.rowcount != 1:
+                return False
+            self._driver.failed.insert(cur, record)
+            return True
+
+        return self._driver.run(move)

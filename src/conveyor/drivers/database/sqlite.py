@@ -1,0 +1,134 @@
+"""SQLite: the embedded default. One file, many processes, no server.
+
+WAL lets readers run beside the single writer; ``BEGIN IMMEDIATE`` takes the write lock before
+reading, so two workers can never claim the same row; a generous busy timeout plus the driver's
+retry turn "database is locked" into a short wait. Idle workers watch ``PRAGMA data_version``
+(which changes when another connection commits) so they wake within milliseconds of a dispatch
+without writing anything while they wait.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from .dialect import DBConnection, Row
+from .schema import MIGRATIONS, render
+
+_TYPES = {
+    "id": "INTEGER PRIMARY KEY AUTOINCREMENT",
+    "text_key": "TEXT",
+    "blob": "TEXT",
+    "real": "REAL",
+    "if_not_exists": "IF NOT EXISTS",
+}
+
+
+class SQLiteDialect:
+    name = "sqlite"
+    poll_interval = 0.002
+
+    def __init__(self, path: str, busy_timeout: float = 30.0) -> None:
+        self.path = path
+        self.busy_timeout = busy_timeout
+
+    def connect(self) -> DBConnection:
+        if self.path != ":memory:":
+            parent = os.path.dirname(os.path.abspath(self.path))
+            os.makedirs(parent, exist_ok=True)
+        conn = sqlite3.connect(
+            self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+        return _AutoBegin(conn)
+
+    def sql(self, statement: str) -> str:
+        return statement
+
+    def migrations(self) -> Sequence[tuple[int, Sequence[str]]]:
+        return [(v, [render(s, _TYPES) for s in stmts]) for v, stmts in MIGRATIONS]
+
+    def now(self, conn: DBConnection) -> float:
+        return time.time()
+
+    def begin_write(self, conn: DBConnection) -> None:
+        assert isinstance(conn, _AutoBegin)
+        conn.raw.execute("BEGIN IMMEDIATE")
+
+    def claim(
+        self, conn: DBConnection, queue: str, now: float, lease_until: float, token: str
+    ) -> Row | None:
+        cur = conn.cursor()
+        cur.execute(
+            "UPDATE conveyor_jobs SET attempts = attempts + 1, available_at = ?, reserved_at = ?,"
+            " token = ? WHERE seq = (SELECT seq FROM conveyor_jobs WHERE queue = ?"
+            " AND available_at <= ? ORDER BY available_at, seq LIMIT 1)"
+            " RETURNING id, payload, attempts",
+            (lease_until, now, token, queue, now),
+        )
+        row: Row | None = cur.fetchone()
+        return row
+
+    def wait_for_jobs(self, conn: DBConnection, timeout: float) -> None:
+        assert isinstance(conn, _AutoBegin)
+        deadline = time.monotonic() + timeout
+        start = conn.raw.execute("PRAGMA data_version").fetchone()[0]
+        while time.monotonic() < deadline:
+            time.sleep(min(self.poll_interval, max(0.0, deadline - time.monotonic())))
+            if conn.raw.execute("PRAGMA data_version").fetchone()[0] != start:
+                return
+
+    def notify(self, conn: DBConnection, queues: Sequence[str]) -> None:
+        """Nothing to do: idle workers see the commit through ``PRAGMA data_version``."""
+
+    def is_transient(self, exc: BaseException) -> bool:
+        return isinstance(exc, sqlite3.OperationalError) and (
+            "locked" in str(exc) or "busy" in str(exc)
+        )
+
+    def upsert_meta_sql(self) -> str:
+        return (
+            "INSERT INTO conveyor_meta (name, value) VALUES (?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET value = excluded.value"
+        )
+
+    def upsert_worker_sql(self) -> str:
+        return (
+            "INSERT INTO conveyor_workers (id, hostname, pid, queues, started_at, last_seen,"
+            " processed, current_job) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE"
+            " SET last_seen = excluded.last_seen, processed = excluded.processed,"
+            " current_job = excluded.current_job"
+        )
+
+
+class _AutoBegin:
+    """sqlite3 in autocommit mode, with explicit transactions the driver opens and commits.
+
+    Python's implicit BEGIN (deferred) would let two workers both read the same row before
+    either upgrades to a write lock; the driver always opens the transaction itself instead.
+    """
+
+    def __init__(self, raw: sqlite3.Connection) -> None:
+        self.raw = raw
+
+    def cursor(self) -> Any:
+        return self.raw.cursor()
+
+    def begin(self) -> None:
+        self.raw.execute("BEGIN")
+
+    def commit(self) -> None:
+        if self.raw.in_transaction:
+            self.raw.execute("COMMIT")
+
+    def rollback(self) -> None:
+        if self.raw.in_transaction:
+            self.raw.execute("ROLLBACK")
+
+    def close(self) -> None:
+        self.raw.close()

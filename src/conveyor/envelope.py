@@ -1,0 +1,69 @@
+"""The wire envelope: what a driver stores for one job.
+
+The policy (tries, backoff, timeout, retry_until, ...) is lifted out of the job body and resolved
+at dispatch, so that a worker can decide to retry or fail a job whose process died without
+decoding, importing or running any user code.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import msgspec
+
+from .errors import PayloadError
+
+DEFAULT_MAX_PAYLOAD = 1024 * 1024
+
+
+class Envelope(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_fields=False):
+    id: str
+    job: str
+    args: dict[str, Any]
+    queue: str = "default"
+    connection: str | None = None
+    tries: int | None = None
+    timeout: float | None = None
+    backoff: list[float] | None = None
+    retry_until: float | None = None
+    max_exceptions: int | None = None
+    fail_on_timeout: bool = False
+    exceptions: int = 0
+    dispatched_at: float = 0.0
+    chain: list[dict[str, Any]] | None = None
+    batch_id: str | None = None
+    encrypted: bool = False
+    v: int = 1
+
+    def with_exception_counted(self) -> Envelope:
+        return msgspec.structs.replace(self, exceptions=self.exceptions + 1)
+
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(Envelope)
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+def encode(envelope: Envelope) -> bytes:
+    return _encoder.encode(envelope)
+
+
+def decode(payload: bytes) -> Envelope:
+    """Decode a stored payload, turning every way it can be broken into one ``PayloadError``."""
+    try:
+        return _decoder.decode(payload)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        preview = payload[:120].decode("utf-8", "replace")
+        raise PayloadError(f"malformed job payload ({exc}): {preview!r}") from exc
+
+
+def peek_name(payload: bytes) -> str:
+    """Best-effort job name for logs and tables, even from a payload that does not decode."""
+    try:
+        return decode(payload).job
+    except PayloadError:
+        return "<malformed>"

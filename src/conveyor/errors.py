@@ -1,0 +1,53 @@
+"""The exceptions Conveyor raises, one tree so callers can catch ``ConveyorError``."""
+
+from __future__ import annotations
+
+
+class ConveyorError(Exception):
+    """Base of every error Conveyor raises on purpose."""
+
+
+class ConfigError(ConveyorError):
+    """A setting is missing, malformed or contradicts another; the message names key and file."""
+
+
+class SerializationError(ConveyorError):
+    """A job argument cannot travel as JSON; raised at dispatch so nothing half-valid is queued."""
+
+    def __init__(self, job: str, field: str | None, reason: str) -> None:
+        self.job = job
+        self.field = field
+        self.reason = reason
+        where = f"{job}.{field}" if field else job
+        super().__init__(f"cannot serialize {where}: {reason}")
+
+
+class PayloadTooLarge(SerializationError):
+    """The encoded job is over the configured limit; large data belongs in storage, not the queue."""
+
+
+class PayloadError(ConveyorError):
+    """A payload read from the queue cannot become a job: malformed, unknown class or wrong types.
+
+    The worker never retries these: the same bytes would fail the same way.
+    """
+
+
+class UnknownJobError(PayloadError):
+    """The payload names a job class that is not registered or importable in this worker."""
+
+
+class ConnectionUnavailable(ConveyorError, ConnectionError):
+    """The queue's server could not be reached; the job was not stored."""
+
+
+class MaxAttemptsExceeded(ConveyorError):
+    """The job was attempted as many times as it may be; raised as the reason for failing it."""
+
+
+class JobTimedOut(ConveyorError):
+    """The job ran past its timeout and its process was killed."""
+
+
+class WorkerLost(ConveyorError):
+    """The process running the job died (segfault, ``os._exit``, OOM kill) before reporting."""

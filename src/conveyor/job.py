@@ -1,0 +1,170 @@
+"""Job base class and the ``@job`` decorator: they only declare, nothing runs at import time."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, dataclass_transform
+
+from .context import JobContext
+from .errors import ConveyorError
+
+if TYPE_CHECKING:
+    from .dispatch import PendingDispatch
+
+Backoff = float | Sequence[float]
+RetryUntil = datetime | timedelta
+
+RESERVED_NAMES = frozenset(
+    {
+        "handle", "failed", "dispatch", "delay", "on_queue", "on_connection", "attempts",
+        "release", "delete", "fail", "job_id", "middleware", "queue", "connection", "tries",
+        "timeout", "backoff", "retry_until", "max_exceptions", "fail_on_timeout", "job_name",
+    }
+)  # fmt: skip
+
+
+@dataclass_transform(kw_only_default=True)
+class Job:
+    """Subclass with annotated fields and ``handle()``; subclasses become keyword-only dataclasses.
+
+    Policy is plain class attributes (no annotation), so it never becomes a field:
+
+        class SendWelcomeEmail(Job):
+            user_id: int
+            tries = 3
+            backoff = [10, 30]
+
+            def handle(self) -> None: ...
+    """
+
+    queue: ClassVar[str | None] = None
+    connection: ClassVar[str | None] = None
+    tries: ClassVar[int | None] = None
+    timeout: ClassVar[float | None] = None
+    backoff: ClassVar[Backoff | Callable[..., Backoff] | None] = None
+    retry_until: ClassVar[RetryUntil | Callable[..., RetryUntil] | None] = None
+    max_exceptions: ClassVar[int | None] = None
+    fail_on_timeout: ClassVar[bool] = False
+    job_name: ClassVar[str] = ""
+
+    _context: JobContext | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "job_name" not in cls.__dict__:
+            cls.job_name = f"{cls.__module__}:{cls.__qualname__}"
+        dataclasses.dataclass(kw_only=True, eq=True, repr=True)(cls)
+        clashes = RESERVED_NAMES.intersection(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+        if clashes:
+            raise ConveyorError(
+                f"{cls.__qualname__}: field name(s) {sorted(clashes)} are reserved by Job; rename them"
+            )
+
+    def handle(self) -> Any:
+        raise NotImplementedError(f"{type(self).__qualname__} must define handle()")
+
+    def failed(self, exc: BaseException) -> None:
+        """Called once when the job fails for good; override to clean up or notify."""
+
+    def middleware(self) -> Sequence[Any]:
+        return ()
+
+    # --- inside a running job -------------------------------------------------------------
+    def _ctx(self) -> JobContext:
+        if self._context is None:
+            raise ConveyorError(f"{type(self).__qualname__} is not running inside a worker")
+        return self._context
+
+    @property
+    def job_id(self) -> str | None:
+        return self._context.job_id if self._context else None
+
+    def attempts(self) -> int:
+        return self._context.attempts if self._context else 0
+
+    def release(self, delay: float = 0) -> None:
+        self._ctx().release(delay)
+
+    def delete(self) -> None:
+        self._ctx().delete()
+
+    def fail(self, exc: BaseException | str | None = None) -> None:
+        self._ctx().fail(exc)
+
+    # --- dispatching ----------------------------------------------------------------------
+    def pending(self) -> PendingDispatch:
+        from .dispatch import PendingDispatch
+
+        return PendingDispatch(self)
+
+    def dispatch(self) -> str:
+        return self.pending().dispatch()
+
+    def delay(self, when: float | timedelta | datetime) -> PendingDispatch:
+        return self.pending().delay(when)
+
+    def on_queue(self, name: str) -> PendingDispatch:
+        return self.pending().on_queue(name)
+
+    def on_connection(self, name: str) -> PendingDispatch:
+        return self.pending().on_connection(name)
+
+
+J = TypeVar("J", bound=Job)
+F = TypeVar("F", bound=Callable[..., Any])
+
+_POLICY = ("queue", "connection", "tries", "timeout", "backoff", "retry_until",
+           "max_exceptions", "fail_on_timeout")  # fmt: skip
+
+
+def job(
+    fn: Callable[..., Any] | None = None, **policy: Any
+) -> Any:
+    """Turn a plain function into a Job class whose fields are the function's parameters.
+
+    ``@job(tries=3)`` over ``def send(user_id: int)`` gives a class: ``send(user_id=1).dispatch()``.
+    The class replaces the function in its module, so the worker finds it by the same name.
+    """
+    unknown = set(policy) - set(_POLICY)
+    if unknown:
+        raise ConveyorError(f"@job: unknown option(s) {sorted(unknown)}; allowed: {list(_POLICY)}")
+
+    def wrap(func: Callable[..., Any]) -> type[Job]:
+        return _function_job(func, policy)
+
+    return wrap(fn) if fn is not None else wrap
+
+
+def _function_job(func: Callable[..., Any], policy: dict[str, Any]) -> type[Job]:
+    sig = inspect.signature(func)
+    hints = inspect.get_annotations(func, eval_str=True)
+    annotations: dict[str, Any] = {}
+    namespace: dict[str, Any] = {"__module__": func.__module__, "__doc__": func.__doc__}
+    for name, param in sig.parameters.items():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            raise ConveyorError(f"@job {func.__qualname__}: *args/**kwargs cannot be job fields")
+        annotations[name] = hints.get(name, Any)
+        if param.default is not param.empty:
+            namespace[name] = param.default
+    namespace["__annotations__"] = annotations
+    namespace.update(policy)
+    is_async = inspect.iscoroutinefunction(func)
+
+    if is_async:
+
+        async def handle_async(self: Job) -> Any:
+            return await func(**{f.name: getattr(self, f.name) for f in dataclasses.fields(self)})  # type: ignore[arg-type]
+
+        namespace["handle"] = handle_async
+    else:
+
+        def handle(self: Job) -> Any:
+            return func(**{f.name: getattr(self, f.name) for f in dataclasses.fields(self)})  # type: ignore[arg-type]
+
+        namespace["handle"] = handle
+    namespace["fn"] = staticmethod(func)
+    cls = type(func.__name__, (Job,), {**namespace, "__qualname__": func.__qualname__})
+    return cls

@@ -1,0 +1,1 @@
+"""The worker: a control process that reserves and settles, and an executor child."""

@@ -1,0 +1,229 @@
+"""The worker loop: reserve, run through the executor, then acknowledge, release or fail.
+
+The control process never runs user code. It owns the reservation: it renews the lease while
+the job runs, settles the outcome with writes fenced by the reservation's token, and keeps going
+through a broken connection to the queue's server by retrying with capped backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from .. import envelope as envelope_mod
+from .. import retry
+from ..drivers.base import Driver, FailedRecord, Reservation, WorkerInfo
+from ..errors import ConnectionUnavailable, PayloadError
+from ..events import EventBus, JobFailed, JobTimedOut, WorkerLooping, WorkerStopping
+from .executor import Attempt, WorkerDefaults, policy_for
+from .outcome import Kind, Outcome
+from .process import ChildRunner, InlineRunner, Interrupted
+from .signals import StopSignals
+
+log = logging.getLogger("conveyor.worker")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    queues: tuple[str, ...] = ("default",)
+    once: bool = False
+    stop_when_empty: bool = False
+    sleep: float = 3.0
+    max_jobs: int = 0
+    max_time: float = 0.0
+    lease: float = 30.0
+    heartbeat_every: float = 5.0
+    restart_check_every: float = 1.0
+
+
+class Worker:
+    def __init__(
+        self,
+        driver: Driver,
+        runner: ChildRunner | InlineRunner,
+        events: EventBus,
+        defaults: WorkerDefaults,
+        options: WorkerOptions,
+    ) -> None:
+        self.driver, self.runner, self.events = driver, runner, events
+        self.defaults, self.options = defaults, options
+        self.signals = StopSignals()
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.started_at = time.time()
+        self.processed = 0
+        self._next_beat = 0.0
+        self._next_restart_check = 0.0
+        self._current: str | None = None
+
+    def run(self) -> int:
+        self.signals.install()
+        reason = "stopped"
+        try:
+            while True:
+                reason = self._stop_reason() or ""
+                if reason:
+                    break
+                if self.events.has_listeners():
+                    self.events.emit(WorkerLooping(self.driver.connection, self.options.queues))
+                reservation = self._reserve()
+                if reservation is None:
+                    if self.options.stop_when_empty:
+                        reason = "queue empty"
+                        break
+                    continue
+                self._process(reservation)
+                if self.options.once:
+                    reason = "--once"
+                    break
+        finally:
+            self.runner.stop()
+            self._quietly(lambda: self.driver.forget_worker(self.id))
+            self.events.emit(WorkerStopping(self.driver.connection, 0, reason))
+            log.info("worker %s stopping: %s (%d jobs)", self.id, reason, self.processed)
+        return 0
+
+    def _stop_reason(self) -> str | None:
+        opts = self.options
+        if self.signals.stopping:
+            return f"received {self.signals.received}"
+        if opts.max_jobs and self.processed >= opts.max_jobs:
+            return f"--max-jobs {opts.max_jobs} reached"
+        if opts.max_time and time.time() - self.started_at >= opts.max_time:
+            return f"--max-time {opts.max_time:g}s reached"
+        now = time.monotonic()
+        self._beat(now)
+        if now >= self._next_restart_check:
+            self._next_restart_check = now + opts.restart_check_every
+            requested = self._quietly(self.driver.restart_requested_at)
+            if requested is not None and requested > self.started_at:
+                return "restart requested"
+        return None
+
+    def _reserve(self) -> Reservation | None:
+        wait = 0.0 if self.options.stop_when_empty else min(self.options.sleep, 1.0)
+        return self._persist(
+            lambda: self.driver.reserve(self.options.queues, self.options.lease, wait)
+        )
+
+    def _process(self, reservation: Reservation) -> None:
+        attempt = Attempt(
+            reservation.id, reservation.queue, self.driver.connection,
+            reservation.payload, reservation.attempts,
+        )  # fmt: skip
+        self._current = reservation.id
+        started = time.perf_counter()
+        try:
+            outcome = self.runner.run(attempt, self._timeout_of(attempt), self._ticker(reservation))
+        except Interrupted as stop:
+            outcome = self._interrupted(attempt, stop)
+        self._settle(reservation, outcome)
+        self.processed += 1
+        self._current = None
+        log.info(
+            "%s %s queue=%s attempt=%d %s %.1fms%s",
+            envelope_mod.peek_name(attempt.payload), attempt.id, attempt.queue,
+            attempt.attempts, outcome.kind.value.upper(), (time.perf_counter() - started) * 1000,
+            f" ({outcome.reason})" if outcome.reason else "",
+        )  # fmt: skip
+
+    def _timeout_of(self, attempt: Attempt) -> float | None:
+        try:
+            timeout = policy_for(envelope_mod.decode(attempt.payload), self.defaults).timeout
+        except PayloadError:
+            return self.defaults.timeout
+        return timeout if timeout and timeout > 0 else None
+
+    def _ticker(self, reservation: Reservation) -> Callable[[], bool]:
+        renew_every = max(self.options.lease / 3, 0.05)
+        next_renew = time.monotonic() + renew_every
+
+        def tick() -> bool:
+            nonlocal next_renew
+            now = time.monotonic()
+            if now >= next_renew:
+                next_renew = now + renew_every
+                if self._quietly(lambda: reservation.extend(self.options.lease)) is False:
+                    log.warning("lost the lease on job %s: another worker may run it", reservation.id)
+            self._beat(now)
+            return not self.signals.aborting
+
+        return tick
+
+    def _interrupted(self, attempt: Attempt, stop: Interrupted) -> Outcome:
+        """Decide for an attempt whose process was killed or died, from the envelope alone."""
+        error_text = f"{type(stop.error).__name__}: {stop.error}"
+        try:
+            env = envelope_mod.decode(attempt.payload)
+        except PayloadError as exc:
+            return Outcome(Kind.FAILED, error=str(exc), reason=str(exc))
+        meta = (attempt.connection, attempt.queue, attempt.id, env.job, attempt.attempts)
+        if self.signals.aborting:
+            return Outcome(Kind.RELEASED, reason="worker stopped; released at once")
+        policy = policy_for(env, self.defaults)
+        if stop.timed_out:
+            self.events.emit(JobTimedOut(*meta, timeout=policy.timeout or 0.0))
+        decision = retry.after_error(
+            policy, attempt.attempts, env.exceptions + 1, time.time(), timed_out=stop.timed_out
+        )
+        payload = envelope_mod.encode(env.with_exception_counted())
+        if decision.retry:
+            return Outcome(Kind.RELEASED, delay=decision.delay, payload=payload, reason=error_text)
+        self.runner.call_failed_hook(attempt.payload, stop.error)
+        self.events.emit(JobFailed(*meta, exception=stop.error))
+        return Outcome(Kind.FAILED, error=error_text, reason=f"{error_text} ({decision.reason})")
+
+    def _settle(self, reservation: Reservation, outcome: Outcome) -> None:
+        if outcome.kind is Kind.RELEASED:
+            done = self._persist(lambda: reservation.release(outcome.delay, outcome.payload))
+        elif outcome.kind is Kind.FAILED:
+            record = FailedRecord(
+                uuid=reservation.id, connection=self.driver.connection, queue=reservation.queue,
+                payload=reservation.payload, exception=outcome.error or outcome.reason,
+                failed_at=time.time(),
+            )  # fmt: skip
+            done = self._persist(lambda: reservation.fail(record))
+        else:
+            done = self._persist(reservation.ack)
+        if not done:
+            log.warning("job %s: lease was lost before settling; its new owner decides", reservation.id)
+
+    def _beat(self, now: float) -> None:
+        if now < self._next_beat:
+            return
+        self._next_beat = now + self.options.heartbeat_every
+        info = WorkerInfo(
+            self.id, socket.gethostname(), os.getpid(), self.options.queues,
+            self.started_at, time.time(), self.processed, self._current,
+        )  # fmt: skip
+        self._quietly(lambda: self.driver.heartbeat(info))
+
+    def _persist(self, op: Callable[[], T]) -> T:
+        """Retry an operation on the queue's server until it goes through.
+
+        A broken connection must never fail a job or end the worker; a forced stop (second
+        signal) gives up, and the job comes back when its lease runs out.
+        """
+        pause = 0.1
+        while True:
+            try:
+                return op()
+            except ConnectionUnavailable as exc:
+                if self.signals.aborting:
+                    raise
+                log.warning("queue server unavailable, retrying in %.1fs: %s", pause, exc)
+                time.sleep(pause)
+                pause = min(pause * 2, 5.0)
+
+    def _quietly(self, op: Callable[[], T]) -> T | None:
+        try:
+            return op()
+        except ConnectionUnavailable as exc:
+            log.debug("control-plane call failed: %s", exc)
+            return None

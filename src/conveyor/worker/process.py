@@ -1,0 +1,205 @@
+"""Where user code runs: a prefork executor child (the default) or this process (``--in-process``).
+
+The child is forked once and reused for job after job. Because it is a separate process in its
+own process group, the control process can enforce a hard timeout (SIGKILL to the group, which
+also stops a job stuck in C code or a system call), notice a segfault or ``os._exit`` the moment
+it happens, and replace a child that grew past ``--memory`` between jobs.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import time
+from collections.abc import Callable
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+import msgspec
+import psutil
+
+from ..errors import JobTimedOut, WorkerLost
+from .executor import Attempt, Executor
+from .outcome import Kind, Outcome, pack, unpack
+
+log = logging.getLogger("conveyor.worker")
+
+_request = msgspec.msgpack.Encoder()
+_decode_request = msgspec.msgpack.Decoder(tuple[str, str, str, str, bytes, int, str])
+
+
+class Interrupted(Exception):
+    """The attempt was abandoned by the control process (timeout, lost child, forced stop)."""
+
+    def __init__(self, error: BaseException, timed_out: bool = False) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.timed_out = timed_out
+
+
+def _rss() -> int:
+    return int(psutil.Process().memory_info().rss)
+
+
+def _child_main(conn: Connection, make_executor: Callable[[], Executor]) -> None:
+    os.setpgid(0, 0)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    executor = make_executor()
+    while True:
+        try:
+            data = conn.recv_bytes()
+        except (EOFError, OSError):
+            return
+        op, job_id, queue, connection, payload, attempts, error = _decode_request.decode(data)
+        if op == "run":
+            outcome = executor.execute(Attempt(job_id, queue, connection, payload, attempts))
+            conn.send_bytes(pack(msgspec.structs.replace(outcome, rss=_rss())))
+        else:
+            hook_error = executor.failed_hook_for(payload, RuntimeError(error))
+            conn.send_bytes(pack(Outcome(kind=Kind.FAILED, error=hook_error)))
+
+
+class ChildRunner:
+    def __init__(self, make_executor: Callable[[], Executor], memory_limit_mb: float | None) -> None:
+        self._make_executor = make_executor
+        self._memory_limit = memory_limit_mb * 1024 * 1024 if memory_limit_mb else None
+        self._ctx = multiprocessing.get_context("fork")
+        self._proc: Any = None
+        self._conn: Connection | None = None
+        self.children_started = 0
+
+    def _ensure_child(self) -> tuple[Any, Connection]:
+        if self._proc is None or not self._proc.is_alive() or self._conn is None:
+            self._discard()
+            parent_end, child_end = self._ctx.Pipe(duplex=True)
+            proc = self._ctx.Process(
+                target=_child_main, args=(child_end, self._make_executor), daemon=True
+            )
+            proc.start()
+            child_end.close()
+            self._proc, self._conn = proc, parent_end
+            self.children_started += 1
+        return self._proc, self._conn
+
+    @property
+    def child_pid(self) -> int | None:
+        return int(self._proc.pid) if self._proc is not None else None
+
+    def run(
+        self,
+        attempt: Attempt,
+        timeout: float | None,
+        tick: Callable[[], bool],
+        tick_every: float = 1.0,
+    ) -> Outcome:
+        """Run one attempt; ``tick()`` is called while waiting and returns False to abandon it."""
+        proc, conn = self._ensure_child()
+        conn.send_bytes(
+            _request.encode(
+                ("run", attempt.id, attempt.queue, attempt.connection, attempt.payload,
+                 attempt.attempts, "")
+            )
+        )  # fmt: skip
+        started = time.monotonic()
+        deadline = started + timeout if timeout else None
+        while True:
+            now = time.monotonic()
+            wake = now + tick_every if deadline is None else min(now + tick_every, deadline)
+            ready = wait([conn, proc.sentinel], timeout=max(0.0, wake - now))
+            if conn in ready:
+                try:
+                    outcome = unpack(conn.recv_bytes())
+                except (EOFError, OSError):
+                    ready = [proc.sentinel]
+                else:
+                    self._recycle_if_bloated(outcome)
+                    return outcome
+            if proc.sentinel in ready:
+                self._discard()
+                code = proc.exitcode
+                how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+                raise Interrupted(WorkerLost(f"the process running the job died ({how})"))
+            if deadline is not None and time.monotonic() >= deadline:
+                self.kill()
+                raise Interrupted(JobTimedOut(f"job ran longer than its {timeout:g}s timeout"), True)
+            if not tick():
+                self.kill()
+                raise Interrupted(WorkerLost("the worker was stopped while the job ran"))
+
+    def call_failed_hook(self, payload: bytes, error: BaseException, timeout: float = 30.0) -> None:
+        """Run the job's ``failed()`` hook in a fresh child for an attempt that died there."""
+        proc, conn = self._ensure_child()
+        conn.send_bytes(_request.encode(("failed", "", "", "", payload, 0, str(error))))
+        if not wait([conn, proc.sentinel], timeout=timeout) or conn not in wait([conn], 0):
+            self.kill()
+            return
+        try:
+            conn.recv_bytes()
+        except (EOFError, OSError):
+            self._discard()
+
+    def _recycle_if_bloated(self, outcome: Outcome) -> None:
+        if self._memory_limit is not None and outcome.rss > self._memory_limit:
+            log.info(
+                "executor child uses %.0f MB, over --memory %.0f MB: replacing it",
+                outcome.rss / 1048576, self._memory_limit / 1048576,
+            )  # fmt: skip
+            self.stop()
+
+    def kill(self) -> None:
+        proc = self._proc
+        if proc is not None and proc.pid:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            proc.join(5)
+        self._discard()
+
+    def stop(self) -> None:
+        """Let the child finish by closing its pipe; kill it if it lingers."""
+        proc, conn = self._proc, self._conn
+        if conn is not None:
+            conn.close()
+        if proc is not None:
+            proc.join(2)
+            if proc.is_alive():
+                self.kill()
+        self._proc, self._conn = None, None
+
+    def _discard(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        if self._proc is not None:
+            self._proc.join(0.1)
+        self._proc, self._conn = None, None
+
+
+class InlineRunner:
+    """Runs jobs in this process: fastest, but no hard timeout and a crash takes the worker."""
+
+    def __init__(self, executor: Executor) -> None:
+        self.executor = executor
+        self.child_pid: int | None = None
+        self.children_started = 0
+
+    def run(
+        self,
+        attempt: Attempt,
+        timeout: float | None,
+        tick: Callable[[], bool],
+        tick_every: float = 1.0,
+    ) -> Outcome:
+        return self.executor.execute(attempt)
+
+    def call_failed_hook(self, payload: bytes, error: BaseException, timeout: float = 30.0) -> None:
+        self.executor.failed_hook_for(payload, error)
+
+    def stop(self) -> None:
+        pass
+
+    def kill(self) -> None:
+        pass
