@@ -43,7 +43,8 @@ def _rss() -> int:
     return int(psutil.Process().memory_info().rss)
 
 
-def _child_main(conn: Connection, make_executor: Callable[[], Executor]) -> None:
+def _child_main(conn: Connection, parent_end: Connection, make_executor: Callable[[], Executor]) -> None:
+    parent_end.close()
     os.setpgid(0, 0)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -54,6 +55,8 @@ def _child_main(conn: Connection, make_executor: Callable[[], Executor]) -> None
         except (EOFError, OSError):
             return
         op, job_id, queue, connection, payload, attempts, error = _decode_request.decode(data)
+        if op == "stop":
+            return
         if op == "run":
             outcome = executor.execute(Attempt(job_id, queue, connection, payload, attempts))
             conn.send_bytes(pack(msgspec.structs.replace(outcome, rss=_rss())))
@@ -76,7 +79,7 @@ class ChildRunner:
             self._discard()
             parent_end, child_end = self._ctx.Pipe(duplex=True)
             proc = self._ctx.Process(
-                target=_child_main, args=(child_end, self._make_executor), daemon=True
+                target=_child_main, args=(child_end, parent_end, self._make_executor), daemon=True
             )
             proc.start()
             child_end.close()
@@ -163,6 +166,10 @@ class ChildRunner:
         """Let the child finish by closing its pipe; kill it if it lingers."""
         proc, conn = self._proc, self._conn
         if conn is not None:
+            try:
+                conn.send_bytes(_request.encode(("stop", "", "", "", b"", 0, "")))
+            except OSError:
+                pass
             conn.close()
         if proc is not None:
             proc.join(2)

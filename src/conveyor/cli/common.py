@@ -1,0 +1,70 @@
+"""What every command shares: the app from settings, exit codes, error reporting, tables."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+
+from ..app import Conveyor
+from ..config import load_settings
+from ..errors import ConfigError, ConnectionUnavailable, ConveyorError
+
+OK, NOT_FOUND, USAGE = 0, 1, 2
+console = Console()
+err_console = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class State:
+    def __init__(self, app_modules: tuple[str, ...], verbose: int) -> None:
+        self.app_modules = app_modules
+        self.verbose = verbose
+        self._app: Conveyor | None = None
+
+    def app(self, import_modules: bool = True) -> Conveyor:
+        if self._app is None:
+            settings = load_settings().with_app(self.app_modules)
+            self._app = Conveyor(settings)
+            if import_modules:
+                self._app.import_app_modules()
+        return self._app
+
+
+def fail(message: str, code: int = USAGE) -> None:
+    err_console.print(f"[red]error:[/] {message}", highlight=False)
+    raise SystemExit(code)
+
+
+def guarded(fn: F) -> F:
+    """Turn Conveyor's errors into one clear line and an exit code scripts can use."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ConfigError as exc:
+            fail(str(exc), USAGE)
+        except ConnectionUnavailable as exc:
+            fail(str(exc), NOT_FOUND)
+        except ConveyorError as exc:
+            fail(str(exc), USAGE)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def setup_logging(verbose: int) -> None:
+    level = logging.DEBUG if verbose > 1 else logging.INFO
+    logging.basicConfig(
+        level=level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)-5s %(message)s",
+    )
+
+
+pass_state = click.make_pass_decorator(State)

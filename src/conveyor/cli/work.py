@@ -1,0 +1,79 @@
+"""``conveyor work``: the worker, with the options Laravel's queue:work has."""
+
+from __future__ import annotations
+
+import click
+
+from .. import backoff as backoff_mod
+from ..worker.executor import WorkerDefaults
+from ..worker.loop import Worker, WorkerOptions
+from ..worker.process import ChildRunner, InlineRunner
+from .common import State, fail, guarded, pass_state, setup_logging
+
+
+def _queues(value: str) -> tuple[str, ...]:
+    names = tuple(q.strip() for q in value.split(",") if q.strip())
+    if not names:
+        raise click.BadParameter("name at least one queue, e.g. --queue high,default")
+    return names
+
+
+@click.command()
+@click.argument("connection", required=False)
+@click.option("--queue", "-q", default=None, metavar="Q1,Q2", help="Queues in priority order: all of high before any of default. [default: the connection's queue]")
+@click.option("--once", is_flag=True, help="Process one job, then exit.")
+@click.option("--stop-when-empty", is_flag=True, help="Exit as soon as no job is available.")
+@click.option("--timeout", type=click.FloatRange(min=0), default=60.0, show_default=True, help="Seconds a job may run before its process is killed (0: no limit); a job's own `timeout` wins.")
+@click.option("--tries", type=click.IntRange(min=0), default=1, show_default=True, help="Attempts before a job fails (0: unlimited); a job's own `tries` wins.")
+@click.option("--backoff", default="0", show_default=True, metavar="S[,S...]", help="Seconds to wait before retrying, per attempt: 3,5,10.")
+@click.option("--sleep", type=click.FloatRange(min=0), default=3.0, show_default=True, help="Seconds to wait for a job before checking again (drivers that can wake sooner do).")
+@click.option("--max-jobs", type=click.IntRange(min=0), default=0, help="Exit after this many jobs (0: no limit).")
+@click.option("--max-time", type=click.FloatRange(min=0), default=0.0, help="Exit after this many seconds (0: no limit).")
+@click.option("--memory", type=click.FloatRange(min=1), default=None, metavar="MB", help="Replace the executor process between jobs once it uses more than MB megabytes.")
+@click.option("--lease", type=click.FloatRange(min=0.1), default=None, help="Seconds a reservation lasts without renewal. [default: the connection's retry_after]")
+@click.option("--in-process", is_flag=True, help="Run jobs in the worker process itself: faster, but no hard timeout and a crashing job takes the worker down.")
+@pass_state
+@guarded
+def work(
+    state: State, connection: str | None, queue: str | None, once: bool, stop_when_empty: bool,
+    timeout: float, tries: int, backoff: str, sleep: float, max_jobs: int, max_time: float,
+    memory: float | None, lease: float | None, in_process: bool,
+) -> None:  # fmt: skip
+    """Process jobs from a connection's queues until stopped.
+
+    SIGTERM or Ctrl-C finishes the current job and exits 0; a second one releases the job at
+    once. Each job is run in a separate executor process, so a job that hangs is killed after
+    its timeout and a job that crashes costs one attempt, never the worker.
+
+    \b
+    Examples:
+      conveyor work
+      conveyor work database --queue payments,emails,default --tries 3 --backoff 3,5,10
+      conveyor work --once -v
+      conveyor work --max-jobs 1000 --max-time 3600 --memory 256
+    """
+    setup_logging(state.verbose)
+    app = state.app()
+    settings = app.settings.connection(connection)
+    try:
+        schedule = backoff_mod.normalize(backoff)
+    except ValueError as exc:
+        fail(f"--backoff: {exc}")
+    defaults = WorkerDefaults(tries=tries, backoff=schedule, timeout=timeout or None)
+    options = WorkerOptions(
+        queues=_queues(queue) if queue is not None else (settings.queue,),
+        once=once, stop_when_empty=stop_when_empty, sleep=sleep, max_jobs=max_jobs,
+        max_time=max_time, lease=lease or settings.retry_after,
+    )  # fmt: skip
+    driver = app.driver(settings.name)
+    runner = (
+        InlineRunner(app.executor(defaults))
+        if in_process
+        else ChildRunner(lambda: app.executor(defaults), memory)
+    )
+    click.echo(
+        f"Processing jobs from {settings.name} [{','.join(options.queues)}]"
+        f" (lease {options.lease:g}s, timeout {timeout:g}s, tries {tries})",
+        err=True,
+    )
+    raise SystemExit(Worker(driver, runner, app.events, defaults, options).run())
