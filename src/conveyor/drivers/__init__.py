@@ -24,6 +24,18 @@ def open_driver(app: Conveyor, settings: ConnectionSettings) -> Driver:
 
         path = settings.url[len("sqlite:///") :]
         return DatabaseDriver(settings.name, SQLiteDialect(path), auto_migrate=True)
+    if scheme in ("redis", "rediss"):
+        from .redis import open_redis
+
+        return open_redis(settings)
+    if scheme in ("postgresql", "postgres"):
+        from .database.postgres import open_postgres
+
+        return open_postgres(settings)
+    if scheme in ("mysql", "mariadb"):
+        from .database.mysql import open_mysql
+
+        return open_mysql(settings)
     raise ConfigError(
         f"connection {settings.name!r}: the {scheme!r} driver is not available in this version"
     )

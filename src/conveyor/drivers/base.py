@@ -75,8 +75,11 @@ class Reservation(Protocol):
     @property
     def token(self) -> str: ...
 
-    def ack(self) -> bool:
-        """Remove the job; False if the lease was lost meanwhile."""
+    def ack(self, successors: Sequence[Message] = ()) -> bool:
+        """Remove the job and store ``successors`` (a chain's next link) in the same atomic step.
+
+        False, and nothing stored, if the lease was lost meanwhile.
+        """
         ...
 
     def release(self, delay: float, payload: bytes | None = None) -> bool:

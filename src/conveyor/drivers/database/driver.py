@@ -133,18 +133,19 @@ class DatabaseDriver:
         if not messages:
             return
 
-        def insert(cur: Any) -> None:
-            now = self.dialect.now(self._connection())
-            cur.executemany(
-                self.sql(
-                    "INSERT INTO conveyor_jobs (id, queue, payload, attempts, available_at,"
-                    " created_at) VALUES (?, ?, ?, 0, ?, ?)"
-                ),
-                [(m.id, m.queue, m.payload.decode(), now + m.delay, now) for m in messages],
-            )
-            self.dialect.notify(self._connection(), sorted({m.queue for m in messages}))
+        self.run(lambda cur: self.insert_messages(cur, messages))
 
-        self.run(insert)
+    def insert_messages(self, cur: Any, messages: Sequence[Message]) -> None:
+        """Insert inside the caller's transaction (a push, or an ack handing over to successors)."""
+        now = self.dialect.now(self._connection())
+        cur.executemany(
+            self.sql(
+                "INSERT INTO conveyor_jobs (id, queue, payload, attempts, available_at,"
+                " created_at) VALUES (?, ?, ?, 0, ?, ?)"
+            ),
+            [(m.id, m.queue, m.payload.decode(), now + m.delay, now) for m in messages],
+        )
+        self.dialect.notify(self._connection(), sorted({m.queue for m in messages}))
 
     def reserve(
         self, queues: Sequence[str], lease: float, wait: float = 0.0
@@ -293,10 +294,19 @@ class SQLReservation:
 
         return self._driver.run(update)
 
-    def ack(self) -> bool:
-        return self._update(
-            "DELETE FROM conveyor_jobs WHERE id = ? AND token = ?", (self.id, self.token)
-        )
+    def ack(self, successors: Sequence[Message] = ()) -> bool:
+        def delete(cur: Any) -> bool:
+            cur.execute(
+                self._driver.sql("DELETE FROM conveyor_jobs WHERE id = ? AND token = ?"),
+                (self.id, self.token),
+            )
+            if cur.rowcount != 1:
+                return False
+            if successors:
+                self._driver.insert_messages(cur, successors)
+            return True
+
+        return self._driver.run(delete)
 
     def release(self, delay: float, payload: bytes | None = None) -> bool:
         now = self._driver.now()
