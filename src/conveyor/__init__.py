@@ -30,9 +30,11 @@ from .events import (
     JobProcessing,
     JobQueued,
     JobReleased,
-    JobTimedOut as JobTimedOutEvent,
     WorkerLooping,
     WorkerStopping,
+)
+from .events import (
+    JobTimedOut as JobTimedOutEvent,
 )
 from .job import Job, job
 

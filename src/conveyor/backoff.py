@@ -14,7 +14,9 @@ def normalize(value: float | Sequence[float] | str | None) -> list[float] | None
         try:
             items = [float(p) for p in parts]
         except ValueError:
-            raise ValueError(f"backoff must be seconds or a comma list like 3,5,10, got {value!r}")
+            raise ValueError(
+                f"backoff must be seconds or a comma list like 3,5,10, got {value!r}"
+            ) from None
     elif isinstance(value, int | float):
         items = [float(value)]
     else:

@@ -118,7 +118,9 @@ def load_settings(
 def _build(data: Mapping[str, Any], env: Mapping[str, str], root: Path, source: str) -> Settings:
     unknown = set(data) - _TOP_KEYS
     if unknown:
-        raise ConfigError(f"{source}: unknown key {sorted(unknown)[0]!r}; known: {sorted(_TOP_KEYS)}")
+        raise ConfigError(
+            f"{source}: unknown key {sorted(unknown)[0]!r}; known: {sorted(_TOP_KEYS)}"
+        )
     connections = _builtin(root)
     raw_conns = data.get("connections", {})
     if not isinstance(raw_conns, dict):
@@ -127,9 +129,7 @@ def _build(data: Mapping[str, Any], env: Mapping[str, str], root: Path, source: 
         connections[name] = _connection(name, raw, root, f"{source}: connections.{name}")
     for name in list(connections):
         prefix = f"CONVEYOR_{name.upper()}_"
-        overrides = {
-            k[len(prefix) :].lower(): v for k, v in env.items() if k.startswith(prefix)
-        }
+        overrides = {k[len(prefix) :].lower(): v for k, v in env.items() if k.startswith(prefix)}
         if overrides:
             merged = {**_as_dict(connections[name]), **overrides}
             connections[name] = _connection(name, merged, root, f"environment {prefix}*")
@@ -146,7 +146,10 @@ def _build(data: Mapping[str, Any], env: Mapping[str, str], root: Path, source: 
         default=default,
         connections=connections,
         app=_modules(env.get("CONVEYOR_APP") or data.get("app", ()), source),
-        max_payload=_int(env.get("CONVEYOR_MAX_PAYLOAD", data.get("max_payload", DEFAULT_MAX_PAYLOAD)), f"{source}: max_payload"),
+        max_payload=_int(
+            env.get("CONVEYOR_MAX_PAYLOAD", data.get("max_payload", DEFAULT_MAX_PAYLOAD)),
+            f"{source}: max_payload",
+        ),
         source=source,
         root=str(root),
     )  # fmt: skip
@@ -162,13 +165,17 @@ def _connection(name: str, raw: Any, root: Path, where: str) -> ConnectionSettin
         raise ConfigError(f"{where}: must be a table with at least 'url'")
     unknown = set(raw) - _CONN_KEYS
     if unknown:
-        raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r}; known: {sorted(_CONN_KEYS)}")
+        raise ConfigError(
+            f"{where}: unknown key {sorted(unknown)[0]!r}; known: {sorted(_CONN_KEYS)}"
+        )
     url = raw.get("url")
     if not isinstance(url, str) or "://" not in url:
         raise ConfigError(f"{where}.url: expected a URL like sqlite:///conveyor.db, got {url!r}")
     scheme = url.partition("://")[0].lower()
     if scheme not in KNOWN_SCHEMES:
-        raise ConfigError(f"{where}.url: unknown scheme {scheme!r}; known: {', '.join(KNOWN_SCHEMES)}")
+        raise ConfigError(
+            f"{where}.url: unknown scheme {scheme!r}; known: {', '.join(KNOWN_SCHEMES)}"
+        )
     if scheme == "sqlite":
         url = _sqlite_url(url, root)
     block_for = raw.get("block_for")

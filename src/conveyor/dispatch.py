@@ -51,7 +51,9 @@ def _retry_until(job: Job) -> float | None:
         return time.time() + value.total_seconds()
     if isinstance(value, datetime):
         return value.timestamp()
-    raise ConveyorError(f"{cls.job_name}.retry_until must be a datetime or timedelta, got {value!r}")
+    raise ConveyorError(
+        f"{cls.job_name}.retry_until must be a datetime or timedelta, got {value!r}"
+    )
 
 
 def _backoff(job: Job) -> list[float] | None:

@@ -23,7 +23,7 @@ class SerializationError(ConveyorError):
 
 
 class PayloadTooLarge(SerializationError):
-    """The encoded job is over the configured limit; large data belongs in storage, not the queue."""
+    """The encoded job is over the configured limit: large data belongs in storage, not queues."""
 
 
 class PayloadError(ConveyorError):

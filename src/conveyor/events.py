@@ -109,7 +109,7 @@ class EventBus:
 
     def emit(self, event: Event) -> None:
         for event_type in type(event).__mro__:
-            for listener in self._listeners.get(event_type, ()):  # type: ignore[call-overload]
+            for listener in self._listeners.get(event_type, ()):
                 try:
                     listener(event)
                 except Exception:

@@ -60,14 +60,15 @@ class Job:
         clashes = RESERVED_NAMES.intersection(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
         if clashes:
             raise ConveyorError(
-                f"{cls.__qualname__}: field name(s) {sorted(clashes)} are reserved by Job; rename them"
+                f"{cls.__qualname__}: field name(s) {sorted(clashes)} are reserved by Job;"
+                " rename them"
             )
 
     def handle(self) -> Any:
         raise NotImplementedError(f"{type(self).__qualname__} must define handle()")
 
-    def failed(self, exc: BaseException) -> None:
-        """Called once when the job fails for good; override to clean up or notify."""
+    def failed(self, exc: BaseException) -> Any:
+        """Called once when the job fails for good; override (sync or async) to clean up."""
 
     def middleware(self) -> Sequence[Any]:
         return ()
@@ -120,9 +121,7 @@ _POLICY = ("queue", "connection", "tries", "timeout", "backoff", "retry_until",
            "max_exceptions", "fail_on_timeout")  # fmt: skip
 
 
-def job(
-    fn: Callable[..., Any] | None = None, **policy: Any
-) -> Any:
+def job(fn: Callable[..., Any] | None = None, **policy: Any) -> Any:
     """Turn a plain function into a Job class whose fields are the function's parameters.
 
     ``@job(tries=3)`` over ``def send(user_id: int)`` gives a class: ``send(user_id=1).dispatch()``.

@@ -28,7 +28,9 @@ def _first_line(text: str) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
 @pass_state
 @guarded
-def failed(state: State, connection: str | None, queue: str | None, limit: int, as_json: bool) -> None:
+def failed(
+    state: State, connection: str | None, queue: str | None, limit: int, as_json: bool
+) -> None:
     """List failed jobs, newest first.
 
     \b
@@ -54,7 +56,9 @@ def failed(state: State, connection: str | None, queue: str | None, limit: int, 
         table.add_column(col, overflow="fold")
     for r in records:
         when = datetime.fromtimestamp(r.failed_at).strftime("%Y-%m-%d %H:%M:%S")
-        table.add_row(str(r.id), r.connection, r.queue, peek_name(r.payload), when, _first_line(r.exception))
+        table.add_row(
+            str(r.id), r.connection, r.queue, peek_name(r.payload), when, _first_line(r.exception)
+        )
     console.print(table)
 
 
@@ -85,7 +89,9 @@ def retry(state: State, ids: tuple[str, ...], connection: str | None, queue: str
             missing.append(key)
             continue
         failed_ops.retry(driver, record)
-        console.print(f"Queued failed job {key} ({peek_name(record.payload)}) again as {record.uuid}.")
+        console.print(
+            f"Queued failed job {key} ({peek_name(record.payload)}) again as {record.uuid}."
+        )
     if missing:
         fail(f"no failed job with id {', '.join(missing)}", NOT_FOUND)
 
@@ -113,7 +119,12 @@ def forget(state: State, ids: tuple[str, ...], connection: str | None) -> None:
 
 @click.command()
 @_conn
-@click.option("--hours", type=click.FloatRange(min=0), default=None, help="Only those that failed more than this many hours ago.")
+@click.option(
+    "--hours",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Only those that failed more than this many hours ago.",
+)
 @pass_state
 @guarded
 def flush(state: State, connection: str | None, hours: float | None) -> None:

@@ -14,7 +14,14 @@ SEEN_WITHIN = 15.0
 
 @click.command()
 @click.argument("connection", required=False)
-@click.option("--queue", "-q", "queues", default=None, metavar="Q1,Q2", help="Queues to show. [default: every queue with jobs, and the connection's queue]")
+@click.option(
+    "--queue",
+    "-q",
+    "queues",
+    default=None,
+    metavar="Q1,Q2",
+    help="Queues to show. [default: every queue with jobs, and the connection's queue]",
+)
 @pass_state
 @guarded
 def status(state: State, connection: str | None, queues: str | None) -> None:
@@ -28,7 +35,11 @@ def status(state: State, connection: str | None, queues: str | None) -> None:
     app = state.app(import_modules=False)
     settings = app.settings.connection(connection)
     driver = app.driver(settings.name)
-    names = [q.strip() for q in queues.split(",")] if queues else sorted({settings.queue, *driver.queues()})
+    names = (
+        [q.strip() for q in queues.split(",")]
+        if queues
+        else sorted({settings.queue, *driver.queues()})
+    )
     table = Table(title=f"Queues on {settings.name} ({settings.masked_url()})")
     for col in ("Queue", "Pending", "Delayed", "Reserved", "Failed"):
         table.add_column(col, justify="right" if col != "Queue" else "left")
@@ -36,7 +47,13 @@ def status(state: State, connection: str | None, queues: str | None) -> None:
     for name in names:
         size = driver.size(name)
         waiting += size.pending
-        table.add_row(name, str(size.pending), str(size.delayed), str(size.reserved), str(driver.failed.count(name)))
+        table.add_row(
+            name,
+            str(size.pending),
+            str(size.delayed),
+            str(size.reserved),
+            str(driver.failed.count(name)),
+        )
     console.print(table)
     workers = driver.workers(SEEN_WITHIN)
     if workers:
@@ -44,7 +61,13 @@ def status(state: State, connection: str | None, queues: str | None) -> None:
         for col in ("Worker", "Queues", "Up", "Jobs", "Running"):
             wt.add_column(col)
         for w in workers:
-            wt.add_row(w.id, ",".join(w.queues), f"{time.time() - w.started_at:.0f}s", str(w.processed), w.current_job or "-")
+            wt.add_row(
+                w.id,
+                ",".join(w.queues),
+                f"{time.time() - w.started_at:.0f}s",
+                str(w.processed),
+                w.current_job or "-",
+            )
         console.print(wt)
     elif waiting:
         console.print(
@@ -57,7 +80,9 @@ def status(state: State, connection: str | None, queues: str | None) -> None:
 
 @click.command()
 @click.argument("connection", required=False)
-@click.option("--queue", "-q", default=None, help="Queue to empty. [default: the connection's queue]")
+@click.option(
+    "--queue", "-q", default=None, help="Queue to empty. [default: the connection's queue]"
+)
 @click.option("--force", is_flag=True, help="Do not ask for confirmation.")
 @pass_state
 @guarded
@@ -72,9 +97,13 @@ def clear(state: State, connection: str | None, queue: str | None, force: bool) 
     app = state.app(import_modules=False)
     settings = app.settings.connection(connection)
     name = queue or settings.queue
-    if not force and not click.confirm(f"Delete all jobs of queue {name!r} on {settings.name}?", default=False):
+    if not force and not click.confirm(
+        f"Delete all jobs of queue {name!r} on {settings.name}?", default=False
+    ):
         raise SystemExit(1)
-    console.print(f"Cleared {app.driver(settings.name).clear(name)} job(s) from {settings.name}:{name}.")
+    console.print(
+        f"Cleared {app.driver(settings.name).clear(name)} job(s) from {settings.name}:{name}."
+    )
 
 
 @click.command()

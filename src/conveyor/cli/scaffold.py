@@ -38,7 +38,14 @@ def _snake(name: str) -> str:
 
 @click.command("make-job")
 @click.argument("name")
-@click.option("--dir", "directory", default="jobs", show_default=True, type=click.Path(file_okay=False), help="Folder to write into.")
+@click.option(
+    "--dir",
+    "directory",
+    default="jobs",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Folder to write into.",
+)
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 def make_job(name: str, directory: str, force: bool) -> None:
     """Create a job class file, e.g. jobs/send_welcome_email.py.
@@ -58,4 +65,6 @@ def make_job(name: str, directory: str, force: bool) -> None:
     if target.exists() and not force:
         fail(f"{target} exists; use --force to overwrite it")
     target.write_text(_TEMPLATE.format(name=name))
-    console.print(f"Created {target}. Point workers at it: conveyor --app {folder.name}.{target.stem} work")
+    console.print(
+        f"Created {target}. Point workers at it: conveyor --app {folder.name}.{target.stem} work"
+    )

@@ -20,18 +20,73 @@ def _queues(value: str) -> tuple[str, ...]:
 
 @click.command()
 @click.argument("connection", required=False)
-@click.option("--queue", "-q", default=None, metavar="Q1,Q2", help="Queues in priority order: all of high before any of default. [default: the connection's queue]")
+@click.option(
+    "--queue",
+    "-q",
+    default=None,
+    metavar="Q1,Q2",
+    help="Queues in priority order: all of high before any of default. [default: the connection's queue]",
+)
 @click.option("--once", is_flag=True, help="Process one job, then exit.")
 @click.option("--stop-when-empty", is_flag=True, help="Exit as soon as no job is available.")
-@click.option("--timeout", type=click.FloatRange(min=0), default=60.0, show_default=True, help="Seconds a job may run before its process is killed (0: no limit); a job's own `timeout` wins.")
-@click.option("--tries", type=click.IntRange(min=0), default=1, show_default=True, help="Attempts before a job fails (0: unlimited); a job's own `tries` wins.")
-@click.option("--backoff", default="0", show_default=True, metavar="S[,S...]", help="Seconds to wait before retrying, per attempt: 3,5,10.")
-@click.option("--sleep", type=click.FloatRange(min=0), default=3.0, show_default=True, help="Seconds to wait for a job before checking again (drivers that can wake sooner do).")
-@click.option("--max-jobs", type=click.IntRange(min=0), default=0, help="Exit after this many jobs (0: no limit).")
-@click.option("--max-time", type=click.FloatRange(min=0), default=0.0, help="Exit after this many seconds (0: no limit).")
-@click.option("--memory", type=click.FloatRange(min=1), default=None, metavar="MB", help="Replace the executor process between jobs once it uses more than MB megabytes.")
-@click.option("--lease", type=click.FloatRange(min=0.1), default=None, help="Seconds a reservation lasts without renewal. [default: the connection's retry_after]")
-@click.option("--in-process", is_flag=True, help="Run jobs in the worker process itself: faster, but no hard timeout and a crashing job takes the worker down.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    help="Seconds a job may run before its process is killed (0: no limit); a job's own `timeout` wins.",
+)
+@click.option(
+    "--tries",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="Attempts before a job fails (0: unlimited); a job's own `tries` wins.",
+)
+@click.option(
+    "--backoff",
+    default="0",
+    show_default=True,
+    metavar="S[,S...]",
+    help="Seconds to wait before retrying, per attempt: 3,5,10.",
+)
+@click.option(
+    "--sleep",
+    type=click.FloatRange(min=0),
+    default=3.0,
+    show_default=True,
+    help="Seconds to wait for a job before checking again (drivers that can wake sooner do).",
+)
+@click.option(
+    "--max-jobs",
+    type=click.IntRange(min=0),
+    default=0,
+    help="Exit after this many jobs (0: no limit).",
+)
+@click.option(
+    "--max-time",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    help="Exit after this many seconds (0: no limit).",
+)
+@click.option(
+    "--memory",
+    type=click.FloatRange(min=1),
+    default=None,
+    metavar="MB",
+    help="Replace the executor process between jobs once it uses more than MB megabytes.",
+)
+@click.option(
+    "--lease",
+    type=click.FloatRange(min=0.1),
+    default=None,
+    help="Seconds a reservation lasts without renewal. [default: the connection's retry_after]",
+)
+@click.option(
+    "--in-process",
+    is_flag=True,
+    help="Run jobs in the worker process itself: faster, but no hard timeout and a crashing job takes the worker down.",
+)
 @pass_state
 @guarded
 def work(

@@ -110,7 +110,9 @@ class Driver(Protocol):
     """A connection's queue storage, its failed store and its small control plane."""
 
     connection: str
-    failed: FailedJobStore
+
+    @property
+    def failed(self) -> FailedJobStore: ...
 
     def push(self, message: Message) -> None: ...
     def push_many(self, messages: Sequence[Message]) -> None:

@@ -49,7 +49,9 @@ class MemoryFailedStore:
         return True
 
     def flush(self, older_than: float | None = None) -> int:
-        doomed = [k for k, r in self._records.items() if older_than is None or r.failed_at < older_than]
+        doomed = [
+            k for k, r in self._records.items() if older_than is None or r.failed_at < older_than
+        ]
         for key in doomed:
             del self._records[key]
         return len(doomed)

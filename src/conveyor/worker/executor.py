@@ -166,7 +166,7 @@ class Executor:
 
     def call_failed_hook(self, job: Job, exc: BaseException) -> str:
         try:
-            result = job.failed(exc)
+            result: Any = job.failed(exc)
             if inspect.isawaitable(result):
                 self._run_async(result)
         except Exception as hook_exc:

@@ -150,7 +150,9 @@ class Worker:
             if now >= next_renew:
                 next_renew = now + renew_every
                 if self._quietly(lambda: reservation.extend(self.options.lease)) is False:
-                    log.warning("lost the lease on job %s: another worker may run it", reservation.id)
+                    log.warning(
+                        "lost the lease on job %s: another worker may run it", reservation.id
+                    )
             self._beat(now)
             return not self.signals.aborting
 
@@ -192,7 +194,9 @@ class Worker:
         else:
             done = self._persist(reservation.ack)
         if not done:
-            log.warning("job %s: lease was lost before settling; its new owner decides", reservation.id)
+            log.warning(
+                "job %s: lease was lost before settling; its new owner decides", reservation.id
+            )
 
     def _beat(self, now: float) -> None:
         if now < self._next_beat:

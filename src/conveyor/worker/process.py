@@ -8,6 +8,7 @@ it happens, and replace a child that grew past ``--memory`` between jobs.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -43,7 +44,9 @@ def _rss() -> int:
     return int(psutil.Process().memory_info().rss)
 
 
-def _child_main(conn: Connection, parent_end: Connection, make_executor: Callable[[], Executor]) -> None:
+def _child_main(
+    conn: Connection, parent_end: Connection, make_executor: Callable[[], Executor]
+) -> None:
     parent_end.close()
     os.setpgid(0, 0)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -66,7 +69,9 @@ def _child_main(conn: Connection, parent_end: Connection, make_executor: Callabl
 
 
 class ChildRunner:
-    def __init__(self, make_executor: Callable[[], Executor], memory_limit_mb: float | None) -> None:
+    def __init__(
+        self, make_executor: Callable[[], Executor], memory_limit_mb: float | None
+    ) -> None:
         self._make_executor = make_executor
         self._memory_limit = memory_limit_mb * 1024 * 1024 if memory_limit_mb else None
         self._ctx = multiprocessing.get_context("fork")
@@ -127,7 +132,9 @@ class ChildRunner:
                 raise Interrupted(WorkerLost(f"the process running the job died ({how})"))
             if deadline is not None and time.monotonic() >= deadline:
                 self.kill()
-                raise Interrupted(JobTimedOut(f"job ran longer than its {timeout:g}s timeout"), True)
+                raise Interrupted(
+                    JobTimedOut(f"job ran longer than its {timeout:g}s timeout"), True
+                )
             if not tick():
                 self.kill()
                 raise Interrupted(WorkerLost("the worker was stopped while the job ran"))
@@ -155,10 +162,8 @@ class ChildRunner:
     def kill(self) -> None:
         proc = self._proc
         if proc is not None and proc.pid:
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
             proc.join(5)
         self._discard()
 
@@ -166,10 +171,8 @@ class ChildRunner:
         """Let the child finish by closing its pipe; kill it if it lingers."""
         proc, conn = self._proc, self._conn
         if conn is not None:
-            try:
+            with contextlib.suppress(OSError):
                 conn.send_bytes(_request.encode(("stop", "", "", "", b"", 0, "")))
-            except OSError:
-                pass
             conn.close()
         if proc is not None:
             proc.join(2)

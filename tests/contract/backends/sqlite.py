@@ -10,4 +10,6 @@ from conveyor.drivers.database.sqlite import SQLiteDialect
 
 
 def make(tmp_path: Path, request: pytest.FixtureRequest) -> Driver:
-    return DatabaseDriver("contract", SQLiteDialect(str(tmp_path / "contract.db")), auto_migrate=True)
+    return DatabaseDriver(
+        "contract", SQLiteDialect(str(tmp_path / "contract.db")), auto_migrate=True
+    )

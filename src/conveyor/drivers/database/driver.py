@@ -120,7 +120,9 @@ class DatabaseDriver:
                     continue
                 for statement in statements:
                     cur.execute(statement)
-                cur.execute(self.sql("INSERT INTO conveyor_migrations (version) VALUES (?)"), (version,))
+                cur.execute(
+                    self.sql("INSERT INTO conveyor_migrations (version) VALUES (?)"), (version,)
+                )
 
         self._conn = conn
         self.run(apply)
@@ -250,14 +252,19 @@ class DatabaseDriver:
         self.run(beat)
 
     def forget_worker(self, worker_id: str) -> None:
-        self.run(lambda cur: cur.execute(self.sql("DELETE FROM conveyor_workers WHERE id = ?"), (worker_id,)))
+        self.run(
+            lambda cur: cur.execute(
+                self.sql("DELETE FROM conveyor_workers WHERE id = ?"), (worker_id,)
+            )
+        )
 
     def workers(self, seen_within: float) -> list[WorkerInfo]:
         def read(cur: Any) -> list[WorkerInfo]:
             since = time.time() - seen_within
             cur.execute(
                 self.sql(
-                    "SELECT id, hostname, pid, queues, started_at, last_seen, processed, current_job"
+                    "SELECT id, hostname, pid, queues, started_at, last_seen, processed,"
+                    " current_job"
                     " FROM conveyor_workers WHERE last_seen >= ? ORDER BY started_at"
                 ),
                 (since,),

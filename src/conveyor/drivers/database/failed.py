@@ -27,9 +27,7 @@ class SQLFailedStore:
     def insert(self, cur: Any, record: FailedRecord) -> None:
         """Write inside the caller's transaction (the fail-move)."""
         cur.execute(
-            self._driver.sql(
-                "DELETE FROM conveyor_failed_jobs WHERE uuid = ?"
-            ),
+            self._driver.sql("DELETE FROM conveyor_failed_jobs WHERE uuid = ?"),
             (record.uuid,),
         )
         cur.execute(
@@ -62,7 +60,8 @@ class SQLFailedStore:
         self, queue: str | None = None, before: int | None = None, limit: int = 100
     ) -> list[FailedRecord]:
         def read(cur: Any) -> list[FailedRecord]:
-            where, params = ["1 = 1"], []
+            where: list[str] = ["1 = 1"]
+            params: list[Any] = []
             if queue is not None:
                 where.append("queue = ?")
                 params.append(queue)
