@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 
-from ..app import Conveyor
+from ..app import Conveyor, set_app
 from ..config import load_settings
 from ..errors import ConfigError, ConnectionUnavailable, ConveyorError
 
@@ -31,6 +31,7 @@ class State:
         if self._app is None:
             settings = load_settings().with_app(self.app_modules)
             self._app = Conveyor(settings)
+            set_app(self._app)
             if import_modules:
                 self._app.import_app_modules()
         return self._app
