@@ -134,21 +134,25 @@ def _build(data: Mapping[str, Any], env: Mapping[str, str], root: Path, source: 
             merged = {**_as_dict(connections[name]), **overrides}
             connections[name] = _connection(name, merged, root, f"environment {prefix}*")
     default = str(data.get("default", "database"))
+    default_from = f"{source}: 'default'"
     from_env = env.get("CONVEYOR_CONNECTION")
     if from_env:
-        default = from_env
+        default, default_from = from_env, "CONVEYOR_CONNECTION"
         if "://" in from_env:
             connections["env"] = _connection("env", {"url": from_env}, root, "CONVEYOR_CONNECTION")
             default = "env"
     if default not in connections:
-        raise ConfigError(f"{source}: 'default' names unknown connection {default!r}")
+        raise ConfigError(f"{default_from} names unknown connection {default!r}")
+    payload_from = f"{source}: max_payload"
+    if "CONVEYOR_MAX_PAYLOAD" in env:
+        payload_from = "CONVEYOR_MAX_PAYLOAD"
     return Settings(
         default=default,
         connections=connections,
         app=_modules(env.get("CONVEYOR_APP") or data.get("app", ()), source),
         max_payload=_int(
             env.get("CONVEYOR_MAX_PAYLOAD", data.get("max_payload", DEFAULT_MAX_PAYLOAD)),
-            f"{source}: max_payload",
+            payload_from,
         ),
         source=source,
         root=str(root),
