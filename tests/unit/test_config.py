@@ -1,4 +1,4 @@
-"""Settings: a file (conveyor.toml or [tool.conveyor]) with CONVEYOR_* on top; bad input, one line."""
+"""Settings: a config file with CONVEYOR_* on top; bad input gives one line naming the key."""
 
 from __future__ import annotations
 
