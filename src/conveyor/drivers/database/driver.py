@@ -101,7 +101,8 @@ class DatabaseDriver:
         return self.dialect.sql(statement)
 
     def now(self) -> float:
-        return self.dialect.now(self._connection())
+        """The server's clock; a lost connection is retried like any other call."""
+        return self.run(lambda cur: self.dialect.now(self._connection()), write=False)
 
     # --- schema -----------------------------------------------------------------------------
     def migrate(self) -> None:
