@@ -144,9 +144,9 @@ class DatabaseDriver:
         cur.executemany(
             self.sql(
                 "INSERT INTO conveyor_jobs (id, queue, payload, attempts, available_at,"
-                " created_at) VALUES (?, ?, ?, 0, ?, ?)"
+                " created_at) VALUES (?, ?, ?, ?, ?, ?)"
             ),
-            [(m.id, m.queue, m.payload.decode(), now + m.delay, now) for m in messages],
+            [(m.id, m.queue, m.payload.decode(), 0, now + m.delay, now) for m in messages],
         )
         self.dialect.notify(self._connection(), sorted({m.queue for m in messages}))
 
