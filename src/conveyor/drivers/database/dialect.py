@@ -8,6 +8,7 @@ telling a lost connection from a real error.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 Row = tuple[Any, ...]
@@ -48,6 +49,10 @@ class Dialect(Protocol):
         ...
 
     def migrations(self) -> Sequence[tuple[int, Sequence[str]]]: ...
+    def migration_lock(self, cur: Any) -> AbstractContextManager[None]:
+        """Keep other processes from migrating the same database until the block ends."""
+        ...
+
     def now(self, conn: DBConnection) -> float: ...
     def begin_write(self, conn: DBConnection) -> None:
         """Open a transaction that will write (SQLite takes the write lock up front)."""

@@ -111,19 +111,20 @@ class DatabaseDriver:
 
     def _apply_migrations(self, conn: DBConnection) -> None:
         def apply(cur: Any) -> None:
-            cur.execute(
-                "CREATE TABLE IF NOT EXISTS conveyor_migrations (version INTEGER PRIMARY KEY)"
-            )
-            cur.execute("SELECT version FROM conveyor_migrations")
-            done = {row[0] for row in cur.fetchall()}
-            for version, statements in self.dialect.migrations():
-                if version in done:
-                    continue
-                for statement in statements:
-                    cur.execute(statement)
+            with self.dialect.migration_lock(cur):
                 cur.execute(
-                    self.sql("INSERT INTO conveyor_migrations (version) VALUES (?)"), (version,)
+                    "CREATE TABLE IF NOT EXISTS conveyor_migrations (version INTEGER PRIMARY KEY)"
                 )
+                cur.execute("SELECT version FROM conveyor_migrations")
+                done = {row[0] for row in cur.fetchall()}
+                for version, statements in self.dialect.migrations():
+                    if version in done:
+                        continue
+                    for statement in statements:
+                        cur.execute(statement)
+                    cur.execute(
+                        self.sql("INSERT INTO conveyor_migrations (version) VALUES (?)"), (version,)
+                    )
 
         self._conn = conn
         self.run(apply)

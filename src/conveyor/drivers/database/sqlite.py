@@ -13,6 +13,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from .dialect import DBConnection, Row
@@ -52,6 +53,10 @@ class SQLiteDialect:
 
     def migrations(self) -> Sequence[tuple[int, Sequence[str]]]:
         return [(v, [render(s, _TYPES) for s in stmts]) for v, stmts in MIGRATIONS]
+
+    def migration_lock(self, cur: Any) -> AbstractContextManager[None]:
+        """Nothing to take: ``BEGIN IMMEDIATE`` already lets one migrator in at a time."""
+        return nullcontext()
 
     def now(self, conn: DBConnection) -> float:
         return time.time()
