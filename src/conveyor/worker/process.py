@@ -9,10 +9,12 @@ it happens, and replace a child that grew past ``--memory`` between jobs.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import multiprocessing
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
@@ -44,9 +46,24 @@ def _rss() -> int:
     return int(psutil.Process().memory_info().rss)
 
 
+def _die_with_parent(parent_pid: int) -> None:
+    """Have the kernel SIGKILL this child the moment the control process dies (Linux).
+
+    Without it, a child whose worker was SIGKILLed (OOM killer, crash) finishes its job unwatched
+    while the job's lease runs out and another worker runs it too. Where ``prctl`` is missing,
+    the child still exits at its next read of the closed pipe, after the job at hand.
+    """
+    if sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+
 def _child_main(
-    conn: Connection, parent_end: Connection, make_executor: Callable[[], Executor]
+    conn: Connection, parent_end: Connection, make_executor: Callable[[], Executor], parent_pid: int
 ) -> None:
+    _die_with_parent(parent_pid)
     parent_end.close()
     os.setpgid(0, 0)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -84,7 +101,9 @@ class ChildRunner:
             self._discard()
             parent_end, child_end = self._ctx.Pipe(duplex=True)
             proc = self._ctx.Process(
-                target=_child_main, args=(child_end, parent_end, self._make_executor), daemon=True
+                target=_child_main,
+                args=(child_end, parent_end, self._make_executor, os.getpid()),
+                daemon=True,
             )
             proc.start()
             child_end.close()
