@@ -193,13 +193,14 @@ class Executor:
             self._loop = asyncio.new_event_loop()
         return self._loop.run_until_complete(awaitable)
 
-    def failed_hook_for(self, payload: bytes, error: BaseException) -> str:
+    def failed_hook_for(self, attempt: Attempt, error: BaseException) -> str:
         """Call ``failed()`` for a job whose attempt died outside user code (timeout, crash)."""
         try:
-            env = envelope_mod.decode(payload)
+            env = envelope_mod.decode(attempt.payload)
             job = decode_fields(self.registry.resolve(env.job), env.args)
         except PayloadError as exc:
             return str(exc)
+        job._context = JobContext(attempt.id, attempt.attempts, attempt.queue, attempt.connection)
         return self.call_failed_hook(job, error)
 
 

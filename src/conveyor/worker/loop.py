@@ -177,9 +177,10 @@ class Worker:
         payload = envelope_mod.encode(env.with_exception_counted())
         if decision.retry:
             return Outcome(Kind.RELEASED, delay=decision.delay, payload=payload, reason=error_text)
-        self.runner.call_failed_hook(attempt.payload, stop.error)
+        self.runner.call_failed_hook(attempt, stop.error)
         self.events.emit(JobFailed(*meta, exception=stop.error))
-        return Outcome(Kind.FAILED, error=error_text, reason=f"{error_text} ({decision.reason})")
+        reason = f"{error_text} ({decision.reason})"
+        return Outcome(Kind.FAILED, error=reason, reason=reason)
 
     def _settle(self, reservation: Reservation, outcome: Outcome) -> None:
         if outcome.kind is Kind.RELEASED:

@@ -23,7 +23,7 @@ from typing import Any
 import msgspec
 import psutil
 
-from ..errors import JobTimedOut, WorkerLost
+from ..errors import JobTimedOut, MaxAttemptsExceeded, WorkerLost
 from .executor import Attempt, Executor
 from .outcome import Kind, Outcome, pack, unpack
 
@@ -44,6 +44,16 @@ class Interrupted(Exception):
 
 def _rss() -> int:
     return int(psutil.Process().memory_info().rss)
+
+
+def _interruption(text: str) -> BaseException:
+    """Rebuild, in the child, the error that ended an attempt (sent as ``"Type: message"``), so
+    ``failed(exc)`` can tell a timeout from a lost process by its type."""
+    kind, _, message = text.partition(": ")
+    known: dict[str, type[Exception]] = {
+        cls.__name__: cls for cls in (JobTimedOut, WorkerLost, MaxAttemptsExceeded)
+    }
+    return known[kind](message) if kind in known else RuntimeError(text)
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -81,7 +91,8 @@ def _child_main(
             outcome = executor.execute(Attempt(job_id, queue, connection, payload, attempts))
             conn.send_bytes(pack(msgspec.structs.replace(outcome, rss=_rss())))
         else:
-            hook_error = executor.failed_hook_for(payload, RuntimeError(error))
+            attempt = Attempt(job_id, queue, connection, payload, attempts)
+            hook_error = executor.failed_hook_for(attempt, _interruption(error))
             conn.send_bytes(pack(Outcome(kind=Kind.FAILED, error=hook_error)))
 
 
@@ -158,10 +169,17 @@ class ChildRunner:
                 self.kill()
                 raise Interrupted(WorkerLost("the worker was stopped while the job ran"))
 
-    def call_failed_hook(self, payload: bytes, error: BaseException, timeout: float = 30.0) -> None:
+    def call_failed_hook(
+        self, attempt: Attempt, error: BaseException, timeout: float = 30.0
+    ) -> None:
         """Run the job's ``failed()`` hook in a fresh child for an attempt that died there."""
         proc, conn = self._ensure_child()
-        conn.send_bytes(_request.encode(("failed", "", "", "", payload, 0, str(error))))
+        conn.send_bytes(
+            _request.encode(
+                ("failed", attempt.id, attempt.queue, attempt.connection, attempt.payload,
+                 attempt.attempts, f"{type(error).__name__}: {error}")
+            )
+        )  # fmt: skip
         if not wait([conn, proc.sentinel], timeout=timeout) or conn not in wait([conn], 0):
             self.kill()
             return
@@ -224,8 +242,10 @@ class InlineRunner:
     ) -> Outcome:
         return self.executor.execute(attempt)
 
-    def call_failed_hook(self, payload: bytes, error: BaseException, timeout: float = 30.0) -> None:
-        self.executor.failed_hook_for(payload, error)
+    def call_failed_hook(
+        self, attempt: Attempt, error: BaseException, timeout: float = 30.0
+    ) -> None:
+        self.executor.failed_hook_for(attempt, error)
 
     def stop(self) -> None:
         pass
