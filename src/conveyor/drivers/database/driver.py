@@ -9,6 +9,7 @@ again. ``reserved_at`` and ``token`` tell a reserved job from a pending one and 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -35,17 +36,31 @@ class DatabaseDriver:
         self.connection = connection
         self.dialect = dialect
         self.retry_window = retry_window
-        self._conn: DBConnection | None = None
+        self._local = threading.local()
+        self._migrate_lock = threading.Lock()
         self._migrated = not auto_migrate
         self.failed = SQLFailedStore(self)
 
     # --- plumbing ---------------------------------------------------------------------------
+    @property
+    def _conn(self) -> DBConnection | None:
+        """One connection per thread: an application shares its driver between threads, and a
+        DB-API connection (an sqlite3 one above all) must not run two threads' transactions."""
+        conn: DBConnection | None = getattr(self._local, "conn", None)
+        return conn
+
+    @_conn.setter
+    def _conn(self, conn: DBConnection | None) -> None:
+        self._local.conn = conn
+
     def _connection(self) -> DBConnection:
         if self._conn is None:
             self._conn = self.dialect.connect()
             if not self._migrated:
-                self._migrated = True
-                self._apply_migrations(self._conn)
+                with self._migrate_lock:
+                    if not self._migrated:
+                        self._apply_migrations(self._conn)
+                        self._migrated = True
         return self._conn
 
     def _drop_connection(self) -> None:
