@@ -186,10 +186,12 @@ class Worker:
         if outcome.kind is Kind.RELEASED:
             done = self._persist(lambda: reservation.release(outcome.delay, outcome.payload))
         elif outcome.kind is Kind.FAILED:
+            # the failed store keeps text: bytes that are not UTF-8 (a corrupt payload) are kept
+            # readable instead of making every attempt to record the failure crash the worker
+            payload = reservation.payload.decode("utf-8", "replace").encode()
             record = FailedRecord(
                 uuid=reservation.id, connection=self.driver.connection, queue=reservation.queue,
-                payload=reservation.payload, exception=outcome.error or outcome.reason,
-                failed_at=time.time(),
+                payload=payload, exception=outcome.error or outcome.reason, failed_at=time.time(),
             )  # fmt: skip
             done = self._persist(lambda: reservation.fail(record))
         else:
