@@ -83,6 +83,7 @@ class Worker:
                     reason = "--once"
                     break
         finally:
+            self.signals.uninstall()
             self.runner.stop()
             self._quietly(lambda: self.driver.forget_worker(self.id))
             self.events.emit(WorkerStopping(self.driver.connection, 0, reason))
@@ -120,7 +121,10 @@ class Worker:
         self._current = reservation.id
         started = time.perf_counter()
         try:
-            outcome = self.runner.run(attempt, self._timeout_of(attempt), self._ticker(reservation))
+            outcome = self.runner.run(
+                attempt, self._timeout_of(attempt), self._ticker(reservation),
+                wakeup=self.signals.wakeup_fd,
+            )  # fmt: skip
         except Interrupted as stop:
             outcome = self._interrupted(attempt, stop)
         self._settle(reservation, outcome)
@@ -143,10 +147,17 @@ class Worker:
     def _ticker(self, reservation: Reservation) -> Callable[[], bool]:
         renew_every = max(self.options.lease / 3, 0.05)
         next_renew = time.monotonic() + renew_every
+        told = False
 
         def tick() -> bool:
-            nonlocal next_renew
+            nonlocal next_renew, told
             now = time.monotonic()
+            if self.signals.stopping and not told:
+                told = True
+                log.info(
+                    "received %s: finishing job %s, then stopping (again: release it, stop now)",
+                    self.signals.received, reservation.id,
+                )  # fmt: skip
             if now >= next_renew:
                 next_renew = now + renew_every
                 if self._quietly(lambda: reservation.extend(self.options.lease)) is False:

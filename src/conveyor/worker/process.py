@@ -26,6 +26,7 @@ import psutil
 from ..errors import JobTimedOut, MaxAttemptsExceeded, WorkerLost
 from .executor import Attempt, Executor
 from .outcome import Kind, Outcome, pack, unpack
+from .signals import drain
 
 log = logging.getLogger("conveyor.worker")
 
@@ -44,6 +45,15 @@ class Interrupted(Exception):
 
 def _rss() -> int:
     return int(psutil.Process().memory_info().rss)
+
+
+def _send(conn: Connection, op: str, attempt: Attempt, error: str = "") -> None:
+    conn.send_bytes(
+        _request.encode(
+            (op, attempt.id, attempt.queue, attempt.connection, attempt.payload,
+             attempt.attempts, error)
+        )
+    )  # fmt: skip
 
 
 def _interruption(text: str) -> BaseException:
@@ -132,21 +142,24 @@ class ChildRunner:
         timeout: float | None,
         tick: Callable[[], bool],
         tick_every: float = 1.0,
+        wakeup: int | None = None,
     ) -> Outcome:
-        """Run one attempt; ``tick()`` is called while waiting and returns False to abandon it."""
+        """Run one attempt; ``tick()`` is called while waiting and returns False to abandon it.
+
+        ``tick()`` runs every ``tick_every`` seconds, and at once when ``wakeup`` (a signal's
+        wakeup pipe) becomes readable.
+        """
         proc, conn = self._ensure_child()
-        conn.send_bytes(
-            _request.encode(
-                ("run", attempt.id, attempt.queue, attempt.connection, attempt.payload,
-                 attempt.attempts, "")
-            )
-        )  # fmt: skip
+        watched = [conn, proc.sentinel] if wakeup is None else [conn, proc.sentinel, wakeup]
+        _send(conn, "run", attempt)
         started = time.monotonic()
         deadline = started + timeout if timeout else None
         while True:
             now = time.monotonic()
             wake = now + tick_every if deadline is None else min(now + tick_every, deadline)
-            ready = wait([conn, proc.sentinel], timeout=max(0.0, wake - now))
+            ready = wait(watched, timeout=max(0.0, wake - now))
+            if wakeup is not None and wakeup in ready:
+                drain(wakeup)
             if conn in ready:
                 try:
                     outcome = unpack(conn.recv_bytes())
@@ -174,12 +187,7 @@ class ChildRunner:
     ) -> None:
         """Run the job's ``failed()`` hook in a fresh child for an attempt that died there."""
         proc, conn = self._ensure_child()
-        conn.send_bytes(
-            _request.encode(
-                ("failed", attempt.id, attempt.queue, attempt.connection, attempt.payload,
-                 attempt.attempts, f"{type(error).__name__}: {error}")
-            )
-        )  # fmt: skip
+        _send(conn, "failed", attempt, f"{type(error).__name__}: {error}")
         if not wait([conn, proc.sentinel], timeout=timeout) or conn not in wait([conn], 0):
             self.kill()
             return
@@ -239,6 +247,7 @@ class InlineRunner:
         timeout: float | None,
         tick: Callable[[], bool],
         tick_every: float = 1.0,
+        wakeup: int | None = None,
     ) -> Outcome:
         return self.executor.execute(attempt)
 
