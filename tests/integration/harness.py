@@ -37,6 +37,14 @@ def wait_until(
         time.sleep(interval)
 
 
+def gone(pid: int) -> bool:
+    """The process has exited (a zombie counts: it runs nothing any more)."""
+    try:
+        return bool(psutil.Process(pid).status() == psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return True
+
+
 def process_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment of a child process: no CONVEYOR_* from outside, the repo importable."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}

@@ -13,21 +13,12 @@ import sqlite3
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
 from conveyor import Conveyor, dispatch_many
 
-from .harness import Workers, wait_until
+from .harness import Workers, gone, wait_until
 from .jobs import Crash, Hang, HangFailOnTimeout, KillsWorker, Noop, Sleepy, read_records
-
-
-def gone(pid: int) -> bool:
-    """The process has exited (a zombie counts: it runs nothing any more)."""
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 def log_line(stderr: str, job_id: str, attempt: int) -> str:
