@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
+from types import FrameType
 from typing import Any
 
 import msgspec
@@ -80,14 +81,22 @@ def _die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
+def _let_the_control_process_decide(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM / SIGINT sent to the whole tree (``systemctl stop``, a terminal) must not kill a
+    job the control process means to finish; it stops the child itself, with SIGKILL, when it
+    gives up. A handler rather than SIG_IGN: exec() resets it, so programs a job starts still
+    get these signals as usual."""
+
+
 def _child_main(
     conn: Connection, parent_end: Connection, make_executor: Callable[[], Executor], parent_pid: int
 ) -> None:
     _die_with_parent(parent_pid)
     parent_end.close()
     os.setpgid(0, 0)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.set_wakeup_fd(-1)  # the control process's wakeup pipe is not this process's business
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _let_the_control_process_decide)
     executor = make_executor()
     while True:
         try:
