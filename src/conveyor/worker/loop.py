@@ -123,7 +123,7 @@ class Worker:
         try:
             outcome = self.runner.run(
                 attempt, self._timeout_of(attempt), self._ticker(reservation),
-                wakeup=self.signals.wakeup_fd,
+                tick_every=min(1.0, self._renew_every()), wakeup=self.signals.wakeup_fd,
             )  # fmt: skip
         except Interrupted as stop:
             outcome = self._interrupted(attempt, stop)
@@ -144,8 +144,12 @@ class Worker:
             return self.defaults.timeout
         return timeout if timeout and timeout > 0 else None
 
+    def _renew_every(self) -> float:
+        """Renew three times per lease, so one slow renewal never lets the lease run out."""
+        return max(self.options.lease / 3, 0.05)
+
     def _ticker(self, reservation: Reservation) -> Callable[[], bool]:
-        renew_every = max(self.options.lease / 3, 0.05)
+        renew_every = self._renew_every()
         next_renew = time.monotonic() + renew_every
         told = False
 
