@@ -206,3 +206,16 @@ def test_broken_payloads_go_to_the_failed_store_with_a_reason(
     assert "Traceback" not in stderr
     assert [r["id"] for r in read_records(project, "done")] == [after]
     assert app.driver().size("default").total == 0
+
+
+def test_a_job_longer_than_its_lease_keeps_it_while_it_runs(
+    app: Conveyor, project: Path, workers: Workers
+) -> None:
+    slow = Sleepy(seconds=3.0).dispatch()
+    pool = workers.start_many(2, "--lease", "1", "--sleep", "0.1")
+    wait_until(lambda: read_records(project, "done"), 15, "the slow job to finish")
+    for worker in pool:
+        worker.send(signal.SIGTERM)
+    assert [w.wait(10) for w in pool] == [0, 0]
+    assert [(r["id"], r["attempt"]) for r in read_records(project, "start")] == [(slow, 1)]
+    assert "lost the lease" not in pool[0].stderr() + pool[1].stderr()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 from collections.abc import Callable
@@ -97,3 +98,17 @@ def test_max_time_exits_an_idle_worker(project: Path, workers: Workers) -> None:
     worker = workers.start("--max-time", "2", "--sleep", "0.5")
     assert worker.wait(10) == 0
     assert "--max-time 2s reached" in worker.stderr()
+
+
+def test_sigterm_to_the_whole_process_tree_still_finishes_the_job(
+    app: Conveyor, project: Path, workers: Workers
+) -> None:
+    """What ``systemctl stop`` does by default (KillMode=control-group)."""
+    slow = Sleepy(seconds=1.0).dispatch()
+    worker = workers.start("--lease", "5")
+    wait_until(lambda: read_records(project, "start"), 15, "the slow job to start")
+    for pid in [worker.pid, *worker.executor_pids()]:
+        os.kill(pid, signal.SIGTERM)
+    assert worker.wait(10) == 0
+    assert [r["id"] for r in read_records(project, "done")] == [slow]
+    assert app.driver().size("default").total == 0
