@@ -38,7 +38,7 @@ class State:
 
 
 def fail(message: str, code: int = USAGE) -> None:
-    err_console.print(f"[red]error:[/] {message}", highlight=False)
+    err_console.print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise SystemExit(code)
 
 
