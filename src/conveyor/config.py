@@ -28,7 +28,10 @@ from urllib.parse import urlsplit, urlunsplit
 from .envelope import DEFAULT_MAX_PAYLOAD
 from .errors import ConfigError
 
-KNOWN_SCHEMES = ("sync", "sqlite", "redis", "rediss", "postgresql", "postgres", "mysql", "mariadb")
+KNOWN_SCHEMES = (
+    "sync", "sqlite", "redis", "rediss", "redis+cluster", "rediss+cluster", "redis+sentinel",
+    "rediss+sentinel", "postgresql", "postgres", "mysql", "mariadb",
+)  # fmt: skip
 _TOP_KEYS = {"default", "app", "max_payload", "connections"}
 _CONN_KEYS = {"url", "retry_after", "queue", "block_for", "prefix"}
 

@@ -24,7 +24,7 @@ def open_driver(app: Conveyor, settings: ConnectionSettings) -> Driver:
 
         path = settings.url[len("sqlite:///") :]
         return DatabaseDriver(settings.name, SQLiteDialect(path), auto_migrate=True)
-    if scheme in ("redis", "rediss"):
+    if scheme.partition("+")[0] in ("redis", "rediss"):
         from .redis import open_redis
 
         return open_redis(settings)
