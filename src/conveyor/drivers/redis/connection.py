@@ -1,0 +1,234 @@
+"""Connecting to Redis from a URL, and running commands through a bounded retry window.
+
+URLs::
+
+    redis://[[user]:password@]host[:port][/db][?option=value...]
+    rediss://...                                        TLS
+    redis+cluster://[[user]:password@]host:port[,host:port...][?...]
+    redis+sentinel://[[user]:password@]host:port[,host:port...]/service[/db][?...]
+
+Options are redis-py's connection settings (``socket_timeout``, ``health_check_interval``,
+``max_connections``, ``ssl_*`` ...) plus ``retry_window``: how long a command keeps retrying a
+lost connection before ``ConnectionUnavailable`` is raised. redis-py's own retries are off, so
+that this one window bounds every call, a dispatch included.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, unquote
+
+import redis
+from redis import exceptions as rex
+from redis.backoff import NoBackoff
+from redis.cluster import ClusterNode, RedisCluster
+from redis.retry import Retry
+from redis.sentinel import Sentinel
+
+from ...errors import ConfigError, ConnectionUnavailable
+from .scripts import Script, load_all
+
+log = logging.getLogger("conveyor.redis")
+T = TypeVar("T")
+
+MODES = {
+    "redis": ("single", False), "rediss": ("single", True),
+    "redis+cluster": ("cluster", False), "rediss+cluster": ("cluster", True),
+    "redis+sentinel": ("sentinel", False), "rediss+sentinel": ("sentinel", True),
+}  # fmt: skip
+SCHEMES = tuple(MODES)
+
+_BOOL = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+_OPTIONS: dict[str, Callable[[str], Any]] = {
+    "db": int, "socket_timeout": float, "socket_connect_timeout": float,
+    "socket_keepalive": lambda v: _BOOL[v.lower()], "max_connections": int,
+    "health_check_interval": float, "client_name": str, "protocol": int,
+    "ssl_cert_reqs": str, "ssl_ca_certs": str, "ssl_ca_path": str, "ssl_certfile": str,
+    "ssl_keyfile": str, "ssl_check_hostname": lambda v: _BOOL[v.lower()],
+}  # fmt: skip
+DEFAULTS: dict[str, Any] = {
+    "socket_timeout": 5.0,
+    "socket_connect_timeout": 2.0,
+    "socket_keepalive": True,
+    "health_check_interval": 10.0,
+    "client_name": "conveyor",
+}
+DEFAULT_RETRY_WINDOW = 5.0
+
+#: a lost or refused connection, a server still loading, a cluster mid-failover: worth a retry
+TRANSIENT: tuple[type[BaseException], ...] = (
+    rex.ConnectionError, rex.TimeoutError, rex.ClusterDownError, rex.TryAgainError,
+    rex.ReadOnlyError, rex.SlotNotCoveredError,
+)  # fmt: skip
+
+
+def _keepalive() -> dict[int, int]:
+    """Probe an idle connection after 30 s, so a half-open one is noticed within a minute."""
+    wanted = {"TCP_KEEPIDLE": 30, "TCP_KEEPINTVL": 5, "TCP_KEEPCNT": 3}
+    return {getattr(socket, k): v for k, v in wanted.items() if hasattr(socket, k)}
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a URL names: how to reach the server(s) and the client options."""
+
+    mode: str
+    tls: bool
+    nodes: tuple[tuple[str, int], ...]
+    service: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    retry_window: float = DEFAULT_RETRY_WINDOW
+
+
+def parse_url(url: str) -> Target:
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in MODES:
+        raise ConfigError(f"Redis URL must start with one of {', '.join(SCHEMES)}: {url!r}")
+    mode, tls = MODES[scheme.lower()]
+    rest, _, query = rest.partition("?")
+    netloc, _, path = rest.partition("/")
+    userinfo, _, hosts = netloc.rpartition("@")
+    options = _query_options(query, url)
+    retry_window = float(options.pop("retry_window", DEFAULT_RETRY_WINDOW))
+    if userinfo:
+        user, _, password = userinfo.partition(":")
+        options.update(
+            {k: unquote(v) for k, v in (("username", user), ("password", password)) if v}
+        )
+    nodes = tuple(_host_port(h, url) for h in hosts.split(",")) if hosts else (("127.0.0.1", 6379),)
+    parts = [p for p in path.split("/") if p]
+    service = None
+    if mode == "sentinel":
+        if not parts:
+            raise ConfigError(f"Redis Sentinel URL needs the service name as its path: {url!r}")
+        service = unquote(parts.pop(0))
+    if parts:
+        options.setdefault("db", _parse(int, parts[0], "database number", url))
+    if mode == "cluster" and options.get("db", 0) != 0:
+        raise ConfigError(f"Redis Cluster has only database 0: {url!r}")
+    if mode == "single" and len(nodes) > 1:
+        raise ConfigError(
+            f"a redis:// URL names one server; use redis+cluster:// for several: {url!r}"
+        )
+    return Target(mode, tls, nodes, service, options, retry_window)
+
+
+def _query_options(query: str, url: str) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if key == "retry_window":
+            options[key] = _parse(float, value, key, url)
+        elif key in _OPTIONS:
+            options[key] = _parse(_OPTIONS[key], value, key, url)
+        else:
+            known = ", ".join(sorted((*_OPTIONS, "retry_window")))
+            raise ConfigError(f"unknown option {key!r} in Redis URL {url!r}; known: {known}")
+    return options
+
+
+def _parse(kind: Callable[[str], Any], value: str, what: str, url: str) -> Any:
+    try:
+        return kind(value)
+    except (KeyError, TypeError, ValueError):
+        raise ConfigError(f"invalid {what} {value!r} in Redis URL {url!r}") from None
+
+
+def _host_port(item: str, url: str) -> tuple[str, int]:
+    if item.startswith("["):
+        host, _, port = item[1:].partition("]")
+        port = port.lstrip(":")
+    else:
+        host, _, port = item.partition(":")
+    return unquote(host) or "127.0.0.1", _parse(int, port, "port", url) if port else 6379
+
+
+def make_client(target: Target) -> Any:
+    """A pooled redis-py client for the target, with Conveyor's defaults under the URL's own."""
+    kwargs = {**DEFAULTS, "socket_keepalive_options": _keepalive(), **target.options}
+    kwargs["retry"] = Retry(NoBackoff(), 0)
+    if target.tls:
+        kwargs["ssl"] = True
+    if target.mode == "cluster":
+        nodes = [ClusterNode(host, port) for host, port in target.nodes]  # type: ignore[no-untyped-call]
+        return RedisCluster(startup_nodes=nodes, **kwargs)
+    if target.mode == "sentinel":
+        timeouts = {k: kwargs[k] for k in ("socket_timeout", "socket_connect_timeout")}
+        sentinel = Sentinel(list(target.nodes), sentinel_kwargs=timeouts, **kwargs)  # type: ignore[no-untyped-call]
+        return sentinel.master_for(target.service or "")  # type: ignore[no-untyped-call]
+    host, port = target.nodes[0]
+    return redis.Redis(host=host, port=port, **kwargs)
+
+
+class RedisConnection:
+    """One client (pooled connections) plus the scripts and the retry rule every call follows."""
+
+    def __init__(self, target: Target, describe: str) -> None:
+        self._target = target
+        self._client: Any = None
+        self.cluster = target.mode == "cluster"
+        self.retry_window = target.retry_window
+        self.describe = describe
+        self.scripts: dict[str, Script] = load_all()
+        timeout = {**DEFAULTS, **target.options}.get("socket_timeout")
+        #: longest single blocking wait: a blocked read must end before the socket times out
+        self.block_cap = max(0.05, float(timeout) - 0.5) if timeout else 30.0
+
+    @property
+    def client(self) -> Any:
+        """The client, made on first use: a cluster client must reach a node to be made."""
+        if self._client is None:
+            try:
+                self._client = make_client(self._target)
+            except rex.RedisClusterException as exc:
+                raise rex.ConnectionError(str(exc)) from exc
+        return self._client
+
+    def run(self, op: Callable[[], T]) -> T:
+        """Run ``op``, retrying a lost connection for up to ``retry_window`` seconds.
+
+        Each retry gets a fresh connection from the pool (redis-py drops a broken one). A
+        server that lost its script cache (restart, failover) gets the scripts again.
+        """
+        deadline: float | None = None
+        pause = 0.02
+        reloads = 0
+        while True:
+            try:
+                return op()
+            except rex.NoScriptError:
+                reloads += 1
+                if reloads > 3:
+                    raise
+                self.load_scripts()
+            except TRANSIENT as exc:
+                now = time.monotonic()
+                deadline = deadline or now + self.retry_window
+                if now >= deadline:
+                    raise ConnectionUnavailable(
+                        f"{self.describe} unavailable for {self.retry_window:g}s: {exc}"
+                    ) from exc
+                log.debug("%s: %s; retrying", self.describe, exc)
+                time.sleep(min(pause, deadline - now))
+                pause = min(pause * 2, 0.5)
+
+    def eval(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        sha = self.scripts[name].sha
+        return self.run(lambda: self.client.evalsha(sha, len(keys), *keys, *args))
+
+    def load_scripts(self) -> None:
+        for script in self.scripts.values():
+            self.client.script_load(script.source)
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is None:
+            return
+        try:
+            client.close()
+        except rex.RedisError:
+            log.debug("closing the Redis client failed", exc_info=True)

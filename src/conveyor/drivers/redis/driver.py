@@ -1,0 +1,241 @@
+"""The Redis driver: per queue a pending list, a delayed and a reserved zset, and hashes for
+payloads, attempts and tokens, all moved by Lua scripts so every step is atomic.
+
+The reserve script is its own sweeper: before claiming it moves due delayed jobs and expired
+reservations back to the pending list, so no separate process is needed to recover the jobs of
+a dead worker. An idle worker blocks on the queue's notify list, which every push feeds, and
+so starts a new job within a round trip of its dispatch without polling.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from ..base import Message, QueueSize, WorkerInfo
+from .codec import by_queue, pack_info, store_args, unpack_info, unpack_record
+from .connection import TRANSIENT, RedisConnection
+from .failed import RedisFailedStore
+from .keys import ControlKeys, FailedKeys, QueueKeys
+from .reservation import RedisReservation
+
+log = logging.getLogger("conveyor.redis")
+
+#: jobs per push script call: a bulk dispatch is cut into calls that each hold Redis briefly
+CHUNK = 1000
+#: delayed jobs and expired leases the reserve script moves per queue per call
+MIGRATE_LIMIT = 100
+#: a worker not seen for this long is dropped from the heartbeat table
+FORGET_WORKERS_AFTER = 24 * 3600.0
+#: slice of a blocking wait when a cluster worker's queues live on several slots
+CLUSTER_SLICE = 0.1
+
+
+class RedisDriver:
+    def __init__(
+        self, connection: str, conn: RedisConnection, *, prefix: str = "conveyor",
+        block_for: float | None = None,
+    ) -> None:  # fmt: skip
+        self.connection = connection
+        self.conn = conn
+        self.prefix = prefix
+        self.control = ControlKeys.of(prefix)
+        self.failed = RedisFailedStore(conn, FailedKeys.of(prefix))
+        self.block_cap = min(block_for, conn.block_cap) if block_for else conn.block_cap
+        self._keys: dict[str, QueueKeys] = {}
+        self._registered: set[str] = set()
+        self._turn = 0
+
+    def keys(self, queue: str) -> QueueKeys:
+        found = self._keys.get(queue)
+        if found is None:
+            found = self._keys[queue] = QueueKeys.of(self.prefix, queue)
+        return found
+
+    # --- queue ------------------------------------------------------------------------------
+    def push(self, message: Message) -> None:
+        self.push_many([message])
+
+    def push_many(self, messages: Sequence[Message]) -> None:
+        """Store every message; a message whose id is already stored is skipped, not doubled.
+
+        That makes a push retried after a lost reply safe. On one server the whole batch goes
+        in one pipeline; on a cluster, one script call per queue and chunk.
+        """
+        if not messages:
+            return
+        groups = by_queue(messages)
+        self.register(groups)
+        calls = [
+            (self.keys(queue).for_store(), store_args(batch[i : i + CHUNK]))
+            for queue, batch in groups.items()
+            for i in range(0, len(batch), CHUNK)
+        ]
+        if self.conn.cluster or len(calls) == 1:
+            for keys, args in calls:
+                self.conn.eval("push", keys, args)
+            return
+        sha = self.conn.scripts["push"].sha
+
+        def send() -> None:
+            pipe = self.conn.client.pipeline(transaction=False)
+            for keys, args in calls:
+                pipe.evalsha(sha, len(keys), *keys, *args)
+            pipe.execute()
+
+        self.conn.run(send)
+
+    def register(self, queues: Sequence[str] | dict[str, Any]) -> None:
+        """Remember queue names for ``queues()``; once per name and process is enough."""
+        new = [q for q in queues if q not in self._registered]
+        if new:
+            self.conn.run(lambda: self.conn.client.sadd(self.control.queues, *new))
+            self._registered.update(new)
+
+    def reserve(
+        self, queues: Sequence[str], lease: float, wait: float = 0.0
+    ) -> RedisReservation | None:
+        deadline = time.monotonic() + wait
+        while True:
+            found, soonest = self._claim(queues, lease)
+            if found is not None:
+                return found
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            pause = min(remaining, self.block_cap, soonest if soonest >= 0 else remaining)
+            if pause >= 0.001:
+                self._block(queues, pause)
+
+    def _claim(self, queues: Sequence[str], lease: float) -> tuple[RedisReservation | None, float]:
+        """One reserve script call per group of queues: all at once on one server, one by one
+        (in priority order) on a cluster, where each queue may live on another node."""
+        groups = [[q] for q in queues] if self.conn.cluster else [list(queues)]
+        soonest = -1.0
+        for group in groups:
+            keys = [k for q in group for k in self.keys(q).for_reserve()]
+            token = uuid.uuid4().hex
+            reply = self.conn.eval("reserve", keys, [repr(float(lease)), token, MIGRATE_LIMIT])
+            if reply[-1]:
+                self._flush_handoffs(group)
+            if reply[0]:
+                queue = group[int(reply[0]) - 1]
+                reservation = RedisReservation(
+                    self, self.keys(queue), reply[1].decode(), reply[2], int(reply[3]), token, lease
+                )  # fmt: skip
+                return reservation, soonest
+            due = float(reply[1])
+            if due >= 0 and (soonest < 0 or due < soonest):
+                soonest = due
+        return None, soonest
+
+    def _block(self, queues: Sequence[str], seconds: float) -> None:
+        """Wait for a wake-up token on the queues' notify lists (BLPOP), up to ``seconds``.
+
+        A failure here only ends the wait early: the next claim goes through the retry rule.
+        """
+        notify = [self.keys(q).notify for q in queues]
+        if self.conn.cluster:
+            slots: dict[int, list[str]] = {}
+            for q in queues:
+                slots.setdefault(self.keys(q).slot, []).append(self.keys(q).notify)
+            if len(slots) > 1:
+                groups = list(slots.values())
+                self._turn = (self._turn + 1) % len(groups)
+                notify, seconds = groups[self._turn], min(seconds, CLUSTER_SLICE)
+        try:
+            self.conn.client.blpop(notify, timeout=seconds)
+        except TRANSIENT as exc:
+            log.debug("blocking wait on %s ended: %s", self.connection, exc)
+            time.sleep(min(seconds, 0.05))
+
+    def _flush_handoffs(self, queues: Sequence[str]) -> None:
+        for queue in queues:
+            self.flush_handoff(queue)
+
+    def flush_handoff(self, queue: str) -> None:
+        """Move failed records parked in a queue's slot to the failed store (cluster mode).
+
+        Writing the record is idempotent per uuid, so a flush repeated by two workers, or
+        after a crash between the two steps, leaves one record.
+        """
+        key = self.keys(queue).handoff
+        parked: dict[bytes, bytes] = self.conn.run(lambda: self.conn.client.hgetall(key))
+        for job_uuid, packed in parked.items():
+            self.failed.record(unpack_record(packed))
+            self.conn.run(lambda u=job_uuid: self.conn.client.hdel(key, u))  # type: ignore[misc]
+
+    def size(self, queue: str) -> QueueSize:
+        k = self.keys(queue)
+        pending, delayed, reserved = self.conn.eval("size", [k.pending, k.delayed, k.reserved], [])
+        return QueueSize(int(pending), int(delayed), int(reserved))
+
+    def queues(self) -> list[str]:
+        """Queues that hold jobs now, among every queue this prefix was ever pushed to."""
+        names = sorted(
+            n.decode()
+            for n in self.conn.run(lambda: self.conn.client.smembers(self.control.queues))
+        )
+
+        def lengths() -> list[int]:
+            pipe = self.conn.client.pipeline(transaction=False)
+            for name in names:
+                pipe.hlen(self.keys(name).payload)
+            return [int(n) for n in pipe.execute()]
+
+        return [name for name, n in zip(names, self.conn.run(lengths), strict=True) if n]
+
+    def clear(self, queue: str) -> int:
+        return int(self.conn.eval("clear", self.keys(queue).jobs(), []))
+
+    # --- control plane ----------------------------------------------------------------------
+    def now(self) -> float:
+        """Redis server time: the clock leases and delays use."""
+        seconds, micros = self.conn.run(self.conn.client.time)
+        return float(seconds) + float(micros) / 1e6
+
+    def request_restart(self) -> float:
+        at = self.now()
+        self.conn.run(lambda: self.conn.client.set(self.control.restart, repr(at)))
+        return at
+
+    def restart_requested_at(self) -> float | None:
+        value = self.conn.run(lambda: self.conn.client.get(self.control.restart))
+        return float(value) if value is not None else None
+
+    def heartbeat(self, info: WorkerInfo) -> None:
+        packed = pack_info(info)
+        stale = repr(info.last_seen - FORGET_WORKERS_AFTER)
+        c = self.control
+        self.conn.eval(
+            "heartbeat", [c.workers, c.seen], [info.id, packed, repr(info.last_seen), stale]
+        )
+
+    def forget_worker(self, worker_id: str) -> None:
+        def forget() -> None:
+            pipe = self.conn.client.pipeline(transaction=False)
+            pipe.hdel(self.control.workers, worker_id)
+            pipe.zrem(self.control.seen, worker_id)
+            pipe.execute()
+
+        self.conn.run(forget)
+
+    def workers(self, seen_within: float) -> list[WorkerInfo]:
+        since = time.time() - seen_within
+        c = self.control
+        ids = self.conn.run(lambda: self.conn.client.zrangebyscore(c.seen, since, "+inf"))
+        if not ids:
+            return []
+        packed = self.conn.run(lambda: self.conn.client.hmget(c.workers, ids))
+        infos = [unpack_info(b) for b in packed if b]
+        return sorted(infos, key=lambda w: w.started_at)
+
+    def migrate(self) -> None:
+        """Nothing to create on Redis; checks the server answers and loads the scripts."""
+        self.conn.run(self.conn.load_scripts)
+
+    def close(self) -> None:
+        self.conn.close()

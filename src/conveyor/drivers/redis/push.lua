@@ -1,0 +1,6 @@
+-- Store new jobs of one queue.
+-- KEYS[1] payload hash   KEYS[2] pending list   KEYS[3] delayed zset   KEYS[4] notify list
+-- ARGV    (id, payload, delay seconds) triples, one per job
+-- Returns the number of jobs stored ready to run.
+--! include lib_store.lua
+return store_jobs(KEYS[1], KEYS[2], KEYS[3], KEYS[4], 1, #ARGV / 3, clock())

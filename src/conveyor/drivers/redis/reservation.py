@@ -1,0 +1,100 @@
+"""A claimed Redis job. Every write is one script that first checks the reservation's token."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from ...errors import ConnectionUnavailable
+from ..base import FailedRecord, Message
+from .codec import by_queue, pack_record, store_args
+from .keys import QueueKeys
+
+if TYPE_CHECKING:
+    from .driver import RedisDriver
+
+log = logging.getLogger("conveyor.redis")
+
+
+class RedisReservation:
+    __slots__ = ("_driver", "_keys", "_lease", "attempts", "id", "payload", "queue", "token")
+
+    def __init__(
+        self, driver: RedisDriver, keys: QueueKeys, id: str, payload: bytes, attempts: int,
+        token: str, lease: float,
+    ) -> None:  # fmt: skip
+        self._driver = driver
+        self._keys = keys
+        self._lease = lease
+        self.id = id
+        self.queue = keys.queue
+        self.payload = payload
+        self.attempts = attempts
+        self.token = token
+
+    def ack(self, successors: Sequence[Message] = ()) -> bool:
+        """Remove the job and store ``successors`` in the same script.
+
+        On a cluster a successor whose queue lives on another slot cannot join that script:
+        it is stored first, after renewing the lease (so the token is known to hold), then the
+        job is removed. A crash in between can run the successor twice, never lose it.
+        """
+        k = self._keys
+        keys = [k.reserved, k.token, k.payload, k.attempts]
+        args: list[Any] = [self.id, self.token]
+        groups = by_queue(successors)
+        elsewhere: list[Message] = []
+        for queue, batch in groups.items():
+            target = self._driver.keys(queue)
+            if self._driver.conn.cluster and target.slot != k.slot:
+                elsewhere += batch
+                continue
+            keys += target.for_store()
+            args += [len(batch), *store_args(batch)]
+        if groups:
+            self._driver.register(groups)
+        if elsewhere:
+            if not self.extend(self._lease):
+                return False
+            self._driver.push_many(elsewhere)
+        return bool(self._driver.conn.eval("ack", keys, args))
+
+    def release(self, delay: float, payload: bytes | None = None) -> bool:
+        k = self._keys
+        keys = [k.reserved, k.token, k.payload, k.pending, k.delayed, k.notify]
+        args: list[Any] = [self.id, self.token, repr(float(delay))]
+        if payload is not None:
+            args.append(payload)
+        return bool(self._driver.conn.eval("release", keys, args))
+
+    def extend(self, seconds: float) -> bool:
+        k = self._keys
+        args = [self.id, self.token, repr(float(seconds))]
+        return bool(self._driver.conn.eval("extend", [k.reserved, k.token], args))
+
+    def fail(self, record: FailedRecord) -> bool:
+        """Remove the job and write its failed record atomically.
+
+        On one server that is a single script. On a cluster the record is parked in the
+        queue's own slot by that script, then moved to the failed store; if the move cannot
+        happen now it is finished by the next worker that reserves from this queue.
+        """
+        k = self._keys
+        jobs = [k.reserved, k.token, k.payload, k.attempts]
+        packed = pack_record(record)
+        conn = self._driver.conn
+        if not conn.cluster:
+            f = self._driver.failed.keys
+            args = [self.id, self.token, record.uuid, record.queue, packed,
+                    repr(record.failed_at), f.queue_prefix]  # fmt: skip
+            return bool(conn.eval("fail", [*jobs, *f.store()], args))
+        args = [self.id, self.token, record.uuid, packed]
+        if not conn.eval("fail_handoff", [*jobs, k.handoff], args):
+            return False
+        try:
+            self._driver.flush_handoff(self.queue)
+        except ConnectionUnavailable as exc:
+            log.warning("failed record of %s parked in its queue until the store is back: %s",
+                        self.id, exc)  # fmt: skip
+        return True
