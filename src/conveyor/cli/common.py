@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from ..app import Conveyor, set_app
 from ..config import load_settings
@@ -38,7 +39,7 @@ class State:
 
 
 def fail(message: str, code: int = USAGE) -> None:
-    err_console.print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise SystemExit(code)
 
 
