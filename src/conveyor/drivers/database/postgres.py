@@ -264,6 +264,8 @@ class PGConnection:
         self.raw.commit()
 
     def rollback(self) -> None:
+        if self.raw.broken or self.raw.closed:
+            raise psycopg.OperationalError("the connection was lost")  # the driver drops it
         self.raw.rollback()
 
     def close(self) -> None:
