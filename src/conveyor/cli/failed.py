@@ -7,6 +7,7 @@ import time
 from datetime import datetime
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from .. import failed as failed_ops
@@ -56,9 +57,15 @@ def failed(
         table.add_column(col, overflow="fold")
     for r in records:
         when = datetime.fromtimestamp(r.failed_at).strftime("%Y-%m-%d %H:%M:%S")
-        table.add_row(
-            str(r.id), r.connection, r.queue, peek_name(r.payload), when, _first_line(r.exception)
+        cells = (
+            str(r.id),
+            r.connection,
+            r.queue,
+            peek_name(r.payload),
+            when,
+            _first_line(r.exception),
         )
+        table.add_row(*(escape(cell) for cell in cells))  # error text is data, not rich markup
     console.print(table)
 
 
