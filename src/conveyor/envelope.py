@@ -30,6 +30,8 @@ class Envelope(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_f
     max_exceptions: int | None = None
     fail_on_timeout: bool = False
     exceptions: int = 0
+    #: claims handed back unfinished by a worker forced to stop; they do not count as attempts
+    returned: int = 0
     dispatched_at: float = 0.0
     chain: list[dict[str, Any]] | None = None
     batch_id: str | None = None
@@ -38,6 +40,13 @@ class Envelope(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_f
 
     def with_exception_counted(self) -> Envelope:
         return msgspec.structs.replace(self, exceptions=self.exceptions + 1)
+
+    def with_claim_returned(self) -> Envelope:
+        return msgspec.structs.replace(self, returned=self.returned + 1)
+
+    def attempts(self, claims: int) -> int:
+        """Attempts that count against ``tries``: drivers count claims, some were given back."""
+        return max(1, claims - self.returned)
 
 
 _encoder = msgspec.json.Encoder()

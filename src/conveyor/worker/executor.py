@@ -91,10 +91,11 @@ class Executor:
             self.last_exception = exc
             return Outcome(Kind.FAILED, error=format_error(exc), reason=str(exc))
         policy = policy_for(env, self.defaults)
-        ctx = JobContext(attempt.id, attempt.attempts, attempt.queue, attempt.connection)
+        attempts = env.attempts(attempt.attempts)
+        ctx = JobContext(attempt.id, attempts, attempt.queue, attempt.connection)
         job._context = ctx
-        meta = (attempt.connection, attempt.queue, attempt.id, env.job, attempt.attempts)
-        exhausted = retry.exhausted_before_start(policy, attempt.attempts, time.time())
+        meta = (attempt.connection, attempt.queue, attempt.id, env.job, attempts)
+        exhausted = retry.exhausted_before_start(policy, attempts, time.time())
         if exhausted:
             return self._fail(job, meta, MaxAttemptsExceeded(f"{env.job}: {exhausted}"), started)
         self.events.emit(JobProcessing(*meta))
@@ -200,7 +201,8 @@ class Executor:
             job = decode_fields(self.registry.resolve(env.job), env.args)
         except PayloadError as exc:
             return str(exc)
-        job._context = JobContext(attempt.id, attempt.attempts, attempt.queue, attempt.connection)
+        attempts = env.attempts(attempt.attempts)
+        job._context = JobContext(attempt.id, attempts, attempt.queue, attempt.connection)
         return self.call_failed_hook(job, error)
 
 

@@ -180,14 +180,17 @@ class Worker:
             env = envelope_mod.decode(attempt.payload)
         except PayloadError as exc:
             return Outcome(Kind.FAILED, error=str(exc), reason=str(exc))
-        meta = (attempt.connection, attempt.queue, attempt.id, env.job, attempt.attempts)
         if self.signals.aborting:
-            return Outcome(Kind.RELEASED, reason="worker stopped; released at once")
+            # not the job's fault: hand the claim back so it does not count against tries
+            returned = envelope_mod.encode(env.with_claim_returned())
+            return Outcome(Kind.RELEASED, payload=returned, reason="worker stopped; released")
+        attempts = env.attempts(attempt.attempts)
+        meta = (attempt.connection, attempt.queue, attempt.id, env.job, attempts)
         policy = policy_for(env, self.defaults)
         if stop.timed_out:
             self.events.emit(JobTimedOut(*meta, timeout=policy.timeout or 0.0))
         decision = retry.after_error(
-            policy, attempt.attempts, env.exceptions + 1, time.time(), timed_out=stop.timed_out
+            policy, attempts, env.exceptions + 1, time.time(), timed_out=stop.timed_out
         )
         payload = envelope_mod.encode(env.with_exception_counted())
         if decision.retry:
