@@ -62,6 +62,10 @@ class Sleepy(Job):
         record("done", self)
 
 
+class SleepyOnce(Sleepy):
+    tries = 1
+
+
 class Crash(Job):
     """Takes down the executor child on every attempt."""
 
