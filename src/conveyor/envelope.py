@@ -34,7 +34,12 @@ class Envelope(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_f
     returned: int = 0
     dispatched_at: float = 0.0
     chain: list[dict[str, Any]] | None = None
+    #: the chain's catch callbacks, carried from link to link (conveyor.bus)
+    chain_catch: list[dict[str, Any]] | None = None
     batch_id: str | None = None
+    #: True for a job fired as a batch's then/catch/finally callback: it reaches the batch
+    #: through ``batch_id`` but is not one of its jobs, so it is neither counted nor skipped
+    batch_callback: bool = False
     encrypted: bool = False
     v: int = 1
 
