@@ -26,6 +26,8 @@ class JobContext:
     intent: Intent = Intent.NONE
     release_delay: float = 0.0
     fail_reason: BaseException | None = None
+    #: the batch the job belongs to (or fired a callback for), for ``Job.batch()``
+    batch_id: str | None = None
 
     def release(self, delay: float) -> None:
         self.intent = Intent.RELEASE
