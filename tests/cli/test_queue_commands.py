@@ -1,0 +1,126 @@
+"""``status``, ``clear``, ``restart``, ``migrate`` and ``config`` run as a user would."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+
+from .conftest import Project
+from .tables import row
+
+
+def test_status_shows_counts_per_queue_and_says_no_worker_is_running(workspace: Project) -> None:
+    workspace.enqueue("Ok")
+    workspace.enqueue("Ok")
+    workspace.enqueue("Ok", delay=600)
+    workspace.enqueue("Ok", queue="emails")
+    workspace.add_failed(queue="emails")
+    result = workspace.run("status")
+    assert result.returncode == 0, result.stderr
+    assert row(result.stdout, "default")[1:] == ["2", "1", "0", "0"]
+    assert row(result.stdout, "emails")[1:] == ["1", "0", "0", "1"]
+    assert "3 job(s) are waiting and no worker has been seen on 'database'" in result.stdout
+    assert "conveyor work database" in result.stdout
+
+
+def test_status_of_an_idle_project(workspace: Project) -> None:
+    result = workspace.run("status", "--queue", "a,b")
+    assert result.returncode == 0, result.stderr
+    assert row(result.stdout, "a")[1:] == ["0", "0", "0", "0"]
+    assert row(result.stdout, "b")[1:] == ["0", "0", "0", "0"]
+    assert "No worker has been seen on 'database'" in result.stdout
+    assert "waiting" not in result.stdout
+
+
+def test_status_lists_a_running_worker(workspace: Project) -> None:
+    worker = workspace.start("work", "--sleep", "0.2")
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not workspace.driver.workers(15):
+            time.sleep(0.1)
+        workspace.enqueue("Ok", delay=600)
+        result = workspace.run("status")
+    finally:
+        worker.terminate()
+        worker.communicate(timeout=20)
+    assert result.returncode == 0
+    assert f":{worker.pid}:" in result.stdout
+    assert "no worker has been seen" not in result.stdout.lower()
+
+
+def test_clear_with_force_empties_one_queue(workspace: Project) -> None:
+    for _ in range(3):
+        workspace.enqueue("Ok")
+    workspace.enqueue("Ok", delay=600)
+    workspace.enqueue("Ok", queue="emails")
+    result = workspace.run("clear", "--force")
+    assert result.returncode == 0, result.stderr
+    assert "Cleared 4 job(s) from database:default" in result.stdout
+    assert workspace.driver.size("default").total == 0
+    assert workspace.driver.size("emails").pending == 1
+    other = workspace.run("clear", "database", "--queue", "emails", "--force")
+    assert "Cleared 1 job(s) from database:emails" in other.stdout
+    assert workspace.driver.size("emails").total == 0
+
+
+def test_clear_asks_first_and_keeps_the_jobs_when_refused(workspace: Project) -> None:
+    workspace.enqueue("Ok")
+    refused = workspace.run("clear", input="n\n")
+    assert refused.returncode == 1
+    assert "Delete all jobs of queue 'default'" in refused.stdout
+    assert workspace.driver.size("default").pending == 1
+    accepted = workspace.run("clear", input="y\n")
+    assert accepted.returncode == 0
+    assert workspace.driver.size("default").total == 0
+
+
+def wait_for(condition: Callable[[], bool], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting")
+
+
+def test_restart_makes_a_running_worker_exit_after_its_job(workspace: Project) -> None:
+    worker = workspace.start("work", "--sleep", "0.2")
+    try:
+        workspace.enqueue("Slow", seconds=1.5, tag="current")
+        wait_for((workspace.root / "started.flag").exists, 20)
+        workspace.enqueue("Ok", tag="next")
+        result = workspace.run("restart")
+        assert result.returncode == 0, result.stderr
+        assert "Restart signal sent to workers on database" in result.stdout
+        code = worker.wait(timeout=20)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        _, stderr = worker.communicate()
+    assert code == 0, stderr
+    assert "slow current" in workspace.ran(), "the current job finished"
+    assert "restart requested" in stderr
+    assert workspace.driver.size("default").pending == 1, "no new job was started"
+
+
+def test_migrate_creates_the_tables(workspace: Project) -> None:
+    result = workspace.run("migrate")
+    assert result.returncode == 0, result.stderr
+    assert "Schema of database is up to date" in result.stdout
+    with sqlite3.connect(workspace.root / "conveyor.db") as db:
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"conveyor_jobs", "conveyor_failed_jobs", "conveyor_workers"} <= tables
+    assert workspace.run("migrate").returncode == 0, "migrating twice is harmless"
+
+
+def test_config_prints_resolved_settings_and_masks_passwords(workspace: Project) -> None:
+    url = "postgresql://app:s3cret-pw@db.internal:5432/jobs"
+    result = workspace.run("config", env={"CONVEYOR_CONNECTION": url})
+    assert result.returncode == 0, result.stderr
+    assert "s3cret-pw" not in result.stdout + result.stderr
+    assert "postgresql://app:***@db.internal:5432/jobs" in result.stdout
+    assert "default:     env" in result.stdout
+    assert str(workspace.root / "conveyor.toml") in result.stdout
+    assert "app:         clijobs" in result.stdout
+    assert row(result.stdout, "database")[3] == "3"

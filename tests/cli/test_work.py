@@ -1,0 +1,119 @@
+"""``conveyor work`` from the shell: --once, --stop-when-empty, --tries, and bad arguments."""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import Project
+
+
+def test_once_processes_exactly_one_job(workspace: Project) -> None:
+    for tag in ("a", "b", "c"):
+        workspace.enqueue("Ok", tag=tag)
+    result = workspace.run("work", "--once")
+    assert result.returncode == 0, result.stderr
+    assert workspace.ran() == ["ok a"]
+    assert workspace.driver.size("default").pending == 2
+    assert result.stderr.count("COMPLETED") == 1
+
+
+def test_stop_when_empty_drains_the_queues_and_exits_0(workspace: Project) -> None:
+    for tag in ("a", "b", "c"):
+        workspace.enqueue("Ok", tag=tag)
+    workspace.enqueue("Ok", tag="urgent", queue="high")
+    result = workspace.run("work", "--queue", "high,default", "--stop-when-empty")
+    assert result.returncode == 0, result.stderr
+    assert workspace.ran() == ["ok urgent", "ok a", "ok b", "ok c"]
+    assert workspace.driver.size("default").total == 0
+    assert "queue empty" in result.stderr
+
+
+def test_stop_when_empty_on_an_empty_queue_exits_at_once(workspace: Project) -> None:
+    result = workspace.run("work", "--stop-when-empty")
+    assert result.returncode == 0, result.stderr
+    assert workspace.ran() == []
+
+
+def test_tries_and_backoff_from_the_command_line(workspace: Project) -> None:
+    job_id = workspace.enqueue("Boom")
+    result = workspace.run("work", "--tries", "3", "--backoff", "0", "--stop-when-empty")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("RELEASED") == 2
+    assert result.stderr.count("FAILED") == 1
+    record = workspace.driver.failed.get(job_id)
+    assert record is not None and "RuntimeError: exploded on purpose" in record.exception
+
+
+def test_a_job_the_worker_cannot_import_is_failed_with_the_reason(workspace: Project) -> None:
+    job_id = workspace.enqueue("Missing")
+    result = workspace.run("work", "--stop-when-empty")
+    assert result.returncode == 0, result.stderr
+    record = workspace.driver.failed.get(job_id)
+    assert record is not None and "unknown job 'clijobs:Missing'" in record.exception
+
+
+def test_app_modules_from_the_command_line(workspace: Project) -> None:
+    (workspace.root / "conveyor.toml").write_text("")
+    job_id = workspace.enqueue("Ok", tag="via-flag")
+    result = workspace.run("--app", "clijobs", "work", "--stop-when-empty")
+    assert result.returncode == 0, result.stderr
+    assert workspace.ran() == ["ok via-flag"]
+    assert workspace.driver.failed.get(job_id) is None
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["work", "--backoff", "x"], "--backoff"),
+        (["work", "--backoff", "3,-1"], "--backoff"),
+        (["work", "--tries", "-1"], "Invalid value for '--tries'"),
+        (["work", "--timeout", "soon"], "Invalid value for '--timeout'"),
+        (["work", "--queue", ","], "--queue"),
+        (["work", "nope"], "unknown connection 'nope'"),
+        (["status", "nope"], "unknown connection 'nope'"),
+        (
+            ["--app", "no_such_module_here", "work"],
+            "cannot import app module 'no_such_module_here'",
+        ),
+        (["work", "--no-such-option"], "No such option '--no-such-option'"),
+    ],
+)
+def test_bad_arguments_exit_2_with_a_clear_message(
+    workspace: Project, args: list[str], says: str
+) -> None:
+    result = workspace.run(*args)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert says in result.stderr
+    assert "Traceback" not in result.stderr
+    assert workspace.ran() == []
+
+
+@pytest.mark.parametrize(
+    ("filename", "text", "key"),
+    [
+        ("conveyor.toml", "[connections.database]\nurl = 'sqlite:///q.db'\nretry_afterr = 5\n",
+         "retry_afterr"),
+        ("conveyor.toml", "default = 'nowhere'\n", "'nowhere'"),
+        ("conveyor.toml", "max_payload = 'lots'\n", "max_payload"),
+        ("pyproject.toml", "[tool.conveyor]\n[tool.conveyor.connections.database]\nurl = 'amqp://x'\n",
+         "connections.database.url"),
+    ],
+)  # fmt: skip
+def test_a_bad_config_file_is_one_line_naming_key_and_file(
+    workspace: Project, filename: str, text: str, key: str
+) -> None:
+    (workspace.root / "conveyor.toml").unlink()
+    path = workspace.root / filename
+    path.write_text(text)
+    command = ["work", "--once"] if filename == "pyproject.toml" else ["status"]
+    result = workspace.run(*command)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert key in lines[0] and str(path) in lines[0]
+
+
+def test_a_bad_environment_variable_is_named(workspace: Project) -> None:
+    result = workspace.run("status", env={"CONVEYOR_CONNECTION": "nowhere"})
+    assert result.returncode == 2
+    assert "CONVEYOR_CONNECTION names unknown connection 'nowhere'" in result.stderr
