@@ -10,6 +10,7 @@ so starts a new job within a round trip of its dispatch without polling.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -48,6 +49,8 @@ class RedisDriver:
         self._keys: dict[str, QueueKeys] = {}
         self._registered: set[str] = set()
         self._turn = 0
+        #: per thread: the token of a claim whose reply never came (a driver serves threads)
+        self._pending = threading.local()
 
     def keys(self, queue: str) -> QueueKeys:
         found = self._keys.get(queue)
@@ -117,8 +120,12 @@ class RedisDriver:
         soonest = -1.0
         for group in groups:
             keys = [k for q in group for k in self.keys(q).for_reserve()]
-            token = uuid.uuid4().hex
+            # kept until a reply arrives: a call whose reply was lost is retried with the same
+            # token, and the script then hands back what that call claimed (see reserve.lua)
+            token = getattr(self._pending, "token", None) or uuid.uuid4().hex
+            self._pending.token = token
             reply = self.conn.eval("reserve", keys, [repr(float(lease)), token, MIGRATE_LIMIT])
+            self._pending.token = None
             if reply[-1]:
                 self._flush_handoffs(group)
             if reply[0]:

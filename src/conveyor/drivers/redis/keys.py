@@ -18,6 +18,7 @@ class QueueKeys:
     payload: str
     attempts: str
     token: str
+    claims: str
     notify: str
     handoff: str
 
@@ -26,7 +27,8 @@ class QueueKeys:
         tag = f"{{{prefix}:{queue}}}"
         return cls(
             queue, f"{tag}:pending", f"{tag}:delayed", f"{tag}:reserved", f"{tag}:payload",
-            f"{tag}:attempts", f"{tag}:token", f"{tag}:notify", f"{tag}:failed-handoff",
+            f"{tag}:attempts", f"{tag}:token", f"{tag}:claims", f"{tag}:notify",
+            f"{tag}:failed-handoff",
         )  # fmt: skip
 
     @property
@@ -34,9 +36,13 @@ class QueueKeys:
         return key_slot(self.pending.encode())
 
     def for_reserve(self) -> list[str]:
-        """The 8 keys reserve.lua takes per queue, in its order."""
+        """The 9 keys reserve.lua takes per queue, in its order."""
         return [self.pending, self.delayed, self.reserved, self.payload, self.attempts,
-                self.token, self.notify, self.handoff]  # fmt: skip
+                self.token, self.claims, self.notify, self.handoff]  # fmt: skip
+
+    def for_settle(self) -> list[str]:
+        """The keys every settling script starts with: reserved, token, claims (lib_settle.lua)."""
+        return [self.reserved, self.token, self.claims]
 
     def for_store(self) -> list[str]:
         """The 4 keys lib_store.lua's store_jobs takes, in its order."""
@@ -45,7 +51,7 @@ class QueueKeys:
     def jobs(self) -> list[str]:
         """Every key that holds jobs (what ``clear`` drops), the payload hash first."""
         return [self.payload, self.pending, self.delayed, self.reserved, self.attempts,
-                self.token, self.notify]  # fmt: skip
+                self.token, self.claims, self.notify]  # fmt: skip
 
 
 @dataclass(frozen=True)

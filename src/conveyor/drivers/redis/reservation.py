@@ -41,7 +41,7 @@ class RedisReservation:
         job is removed. A crash in between can run the successor twice, never lose it.
         """
         k = self._keys
-        keys = [k.reserved, k.token, k.payload, k.attempts]
+        keys = [*k.for_settle(), k.payload, k.attempts]
         args: list[Any] = [self.id, self.token]
         groups = by_queue(successors)
         elsewhere: list[Message] = []
@@ -62,7 +62,7 @@ class RedisReservation:
 
     def release(self, delay: float, payload: bytes | None = None) -> bool:
         k = self._keys
-        keys = [k.reserved, k.token, k.payload, k.pending, k.delayed, k.notify]
+        keys = [*k.for_settle(), k.payload, k.pending, k.delayed, k.notify]
         args: list[Any] = [self.id, self.token, repr(float(delay))]
         if payload is not None:
             args.append(payload)
@@ -81,7 +81,7 @@ class RedisReservation:
         happen now it is finished by the next worker that reserves from this queue.
         """
         k = self._keys
-        jobs = [k.reserved, k.token, k.payload, k.attempts]
+        jobs = [*k.for_settle(), k.payload, k.attempts]
         packed = pack_record(record)
         conn = self._driver.conn
         if not conn.cluster:
