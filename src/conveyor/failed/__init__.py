@@ -2,7 +2,30 @@
 
 from __future__ import annotations
 
+import time
+
+import msgspec
+
+from .. import envelope as envelope_mod
 from ..drivers.base import Driver, FailedRecord, Message
+from ..errors import PayloadError
+
+
+def _fresh(payload: bytes) -> bytes:
+    """Let the job start over, as Laravel's ``queue:retry`` does: its exception count is reset
+    and a ``retry_until`` deadline gets the same window again from now, or the job would fail
+    unrun. A payload that does not decode goes back as it is; the worker fails it with the reason.
+    """
+    try:
+        env = envelope_mod.decode(payload)
+    except PayloadError:
+        return payload
+    now = time.time()
+    until = env.retry_until
+    if until is not None and env.dispatched_at:
+        until = now + max(0.0, until - env.dispatched_at)
+    fresh = msgspec.structs.replace(env, exceptions=0, retry_until=until, dispatched_at=now)
+    return envelope_mod.encode(fresh)
 
 
 def retry(driver: Driver, record: FailedRecord) -> str:
@@ -10,7 +33,7 @@ def retry(driver: Driver, record: FailedRecord) -> str:
 
     The push comes first: a crash in between leaves a duplicate failed record, never a lost job.
     """
-    driver.push(Message(record.uuid, record.queue, record.payload))
+    driver.push(Message(record.uuid, record.queue, _fresh(record.payload)))
     driver.failed.forget(record.uuid)
     return record.uuid
 
