@@ -50,6 +50,38 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             )""",
         ],
     ),
+    (
+        2,
+        [
+            # one row per batch: the counters every job outcome updates in one statement, and
+            # a token per callback event that the statement firing it writes (fired once)
+            """CREATE TABLE IF NOT EXISTS conveyor_batches (
+                id {text_key} PRIMARY KEY,
+                name {text_key} NOT NULL,
+                total_jobs INTEGER NOT NULL,
+                pending_jobs INTEGER NOT NULL,
+                failed_jobs INTEGER NOT NULL,
+                allow_failures INTEGER NOT NULL,
+                options {blob} NOT NULL,
+                created_at {real} NOT NULL,
+                cancelled_at {real} NULL,
+                finished_at {real} NULL,
+                then_token {text_key} NULL,
+                catch_token {text_key} NULL,
+                finally_token {text_key} NULL
+            )""",
+            "CREATE INDEX {if_not_exists} conveyor_batches_created "
+            "ON conveyor_batches (created_at)",
+            """CREATE TABLE IF NOT EXISTS conveyor_batch_failures (
+                seq {id},
+                batch_id {text_key} NOT NULL,
+                job_id {text_key} NOT NULL,
+                failed_at {real} NOT NULL
+            )""",
+            "CREATE INDEX {if_not_exists} conveyor_batch_failures_job "
+            "ON conveyor_batch_failures (batch_id, job_id)",
+        ],
+    ),
 ]
 
 
