@@ -1,0 +1,107 @@
+"""The internal jobs of chains and batches: running a callback, starting a batch a chain reached.
+
+A callback function is named by ``module:qualname`` in the payload, so a worker only runs it if
+it is a plain module-level function of a module the application loaded or allows (its ``app``
+modules), never of the standard library or of Conveyor itself: a payload cannot make a worker
+call arbitrary code, just as it cannot name an arbitrary job.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import ConveyorError
+from ..job import Job
+from .batch_store import store_for
+from .firing import Prepared, start
+from .links import RUN_CALLBACK_JOB, START_BATCH_JOB, _not_storable, resolve
+
+
+class JobFailure(ConveyorError):
+    """What a catch callback receives: the failed job's id and its error, traceback included.
+
+    The original exception object stays in the worker that saw it; ``str()`` is its last line.
+    """
+
+    def __init__(self, job_id: str, error: str) -> None:
+        self.job_id = job_id
+        self.error = error
+        lines = [line for line in error.strip().splitlines() if line.strip()]
+        super().__init__(lines[-1] if lines else f"job {job_id} failed")
+
+
+def runnable(target: str) -> Callable[..., Any]:
+    """The function ``module:qualname`` names, if a callback may be it."""
+    module = target.partition(":")[0]
+    top = module.split(".")[0]
+    if top in sys.stdlib_module_names or top == "conveyor" or not _allowed(module):
+        raise ConveyorError(
+            f"callback {target!r}: module {module!r} is not one the application loaded or "
+            "allows; start the worker with --app naming the module that defines it"
+        )
+    try:
+        fn = resolve(target)
+    except (ImportError, AttributeError) as exc:
+        raise ConveyorError(f"callback {target!r} cannot be found: {exc}") from None
+    if not isinstance(fn, types.FunctionType) or _not_storable(fn) is not None:
+        raise ConveyorError(f"callback {target!r} is not a module-level function")
+    return fn
+
+
+def _allowed(module: str) -> bool:
+    if module in sys.modules:
+        return True
+    from ..app import current_app
+
+    return current_app().registry._may_import(f"{module}:")
+
+
+class RunCallback(Job):
+    """Runs one then / catch / finally callback of a batch, or a chain's catch callback."""
+
+    job_name = RUN_CALLBACK_JOB
+    target: str
+    event: str
+    batch_id: str = ""
+    failed_job: str = ""
+    error: str = ""
+
+    def handle(self) -> Any:
+        fn = runnable(self.target)
+        if self.event == "chain_catch":
+            return fn(self._failure())
+        from .batch import find_batch
+
+        batch = find_batch(self.batch_id, connection=self._ctx().connection)
+        if batch is None:
+            raise ConveyorError(f"batch {self.batch_id} no longer exists (pruned or deleted?)")
+        if self.event == "catch":
+            return fn(batch, self._failure())
+        return fn(batch)
+
+    def _failure(self) -> JobFailure:
+        if self.error or not self.failed_job:
+            return JobFailure(self.failed_job, self.error or f"batch {self.batch_id} was cancelled")
+        from ..app import current_app
+
+        record = current_app().driver(self._ctx().connection).failed.get(self.failed_job)
+        return JobFailure(self.failed_job, record.exception if record else "")
+
+
+class StartBatch(Job):
+    """A chain's link that is a batch: creating it is idempotent (its id is fixed), so a worker
+    killed after creating it and before acknowledging this job creates nothing twice."""
+
+    job_name = START_BATCH_JOB
+    spec: dict[str, Any]
+    chain: list[dict[str, Any]]
+    catch: list[dict[str, Any]]
+
+    def handle(self) -> None:
+        from ..app import current_app
+
+        store = store_for(current_app().driver(self._ctx().connection))
+        start(store, Prepared.from_spec(self.spec), self.chain, self.catch, continued=True)
