@@ -12,6 +12,7 @@ from .context import JobContext
 from .errors import ConveyorError
 
 if TYPE_CHECKING:
+    from .bus.batch import Batch
     from .dispatch import PendingDispatch
 
 Backoff = float | Sequence[float]
@@ -22,6 +23,7 @@ RESERVED_NAMES = frozenset(
         "handle", "failed", "dispatch", "delay", "on_queue", "on_connection", "attempts",
         "release", "delete", "fail", "job_id", "middleware", "queue", "connection", "tries",
         "timeout", "backoff", "retry_until", "max_exceptions", "fail_on_timeout", "job_name",
+        "batch",
     }
 )  # fmt: skip
 
@@ -94,6 +96,15 @@ class Job:
 
     def fail(self, exc: BaseException | str | None = None) -> None:
         self._ctx().fail(exc)
+
+    def batch(self) -> Batch | None:
+        """The batch this job runs in, read fresh from its connection; None outside a batch."""
+        ctx = self._context
+        if ctx is None or ctx.batch_id is None:
+            return None
+        from .bus.batch import find_batch
+
+        return find_batch(ctx.batch_id, connection=ctx.connection)
 
     # --- dispatching ----------------------------------------------------------------------
     def pending(self) -> PendingDispatch:
