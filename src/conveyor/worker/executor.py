@@ -93,7 +93,10 @@ class Executor:
         policy = policy_for(env, self.defaults)
         attempts = env.attempts(attempt.attempts)
         ctx = JobContext(attempt.id, attempts, attempt.queue, attempt.connection)
+        ctx.batch_id = env.batch_id
         job._context = ctx
+        if _skipped_by_batch(env, attempt.connection):
+            return Outcome(Kind.COMPLETED, reason="skipped: its batch was cancelled")
         meta = (attempt.connection, attempt.queue, attempt.id, env.job, attempts)
         exhausted = retry.exhausted_before_start(policy, attempts, time.time())
         if exhausted:
@@ -204,6 +207,16 @@ class Executor:
         attempts = env.attempts(attempt.attempts)
         job._context = JobContext(attempt.id, attempts, attempt.queue, attempt.connection)
         return self.call_failed_hook(job, error)
+
+
+def _skipped_by_batch(env: Envelope, connection: str) -> bool:
+    """A job of a cancelled batch skips its work and counts as done (Laravel's
+    ``SkipIfBatchCancelled``, applied to every batch job)."""
+    if env.batch_id is None or env.batch_callback:
+        return False
+    from ..bus.settle import batch_cancelled
+
+    return batch_cancelled(env.batch_id, connection)
 
 
 def _wrap(middleware: Any, inner: Callable[[Job], Any]) -> Callable[[Job], Any]:
