@@ -18,6 +18,7 @@ from typing import TypeVar
 
 from .. import envelope as envelope_mod
 from .. import retry
+from ..bus.settle import bus_settlement
 from ..drivers.base import Driver, FailedRecord, Reservation, WorkerInfo
 from ..errors import ConnectionUnavailable, PayloadError
 from ..events import EventBus, JobFailed, JobTimedOut, WorkerLooping, WorkerStopping
@@ -201,7 +202,10 @@ class Worker:
         return Outcome(Kind.FAILED, error=reason, reason=reason)
 
     def _settle(self, reservation: Reservation, outcome: Outcome) -> None:
-        if outcome.kind is Kind.RELEASED:
+        bus_write = bus_settlement(self.driver, reservation, outcome)
+        if bus_write is not None:  # chain hand-over / batch counters, atomic with the outcome
+            done = self._persist(bus_write)
+        elif outcome.kind is Kind.RELEASED:
             done = self._persist(lambda: reservation.release(outcome.delay, outcome.payload))
         elif outcome.kind is Kind.FAILED:
             # the failed store keeps text: bytes that are not UTF-8 (a corrupt payload) are kept
