@@ -32,7 +32,12 @@ def retry(driver: Driver, record: FailedRecord) -> str:
     """Queue the failed job again with fresh attempts, then drop its failed record.
 
     The push comes first: a crash in between leaves a duplicate failed record, never a lost job.
+    A job of a batch goes back through its batch store, which also takes its failure back.
     """
+    from ..bus.settle import requeue_batched
+
+    if requeue_batched(driver, record):
+        return record.uuid
     driver.push(Message(record.uuid, record.queue, _fresh(record.payload)))
     driver.failed.forget(record.uuid)
     return record.uuid
