@@ -1,6 +1,7 @@
 """Conveyor: background jobs for Python, the way Laravel's queues do them."""
 
 from .app import Conveyor, current_app, set_app
+from .bus import Batch, JobFailure, PendingBatch, PendingChain, batch, chain, find_batch
 from .config import ConnectionSettings, Settings, load_settings
 from .dispatch import (
     PendingDispatch,
@@ -39,6 +40,7 @@ from .events import (
 from .job import Job, job
 
 __all__ = [
+    "Batch",
     "ConfigError",
     "ConnectionSettings",
     "ConnectionUnavailable",
@@ -48,6 +50,7 @@ __all__ = [
     "Job",
     "JobExceptionOccurred",
     "JobFailed",
+    "JobFailure",
     "JobProcessed",
     "JobProcessing",
     "JobQueued",
@@ -57,6 +60,8 @@ __all__ = [
     "MaxAttemptsExceeded",
     "PayloadError",
     "PayloadTooLarge",
+    "PendingBatch",
+    "PendingChain",
     "PendingDispatch",
     "SerializationError",
     "Settings",
@@ -64,12 +69,15 @@ __all__ = [
     "WorkerLooping",
     "WorkerLost",
     "WorkerStopping",
+    "batch",
+    "chain",
     "current_app",
     "dispatch",
     "dispatch_if",
     "dispatch_many",
     "dispatch_sync",
     "dispatch_unless",
+    "find_batch",
     "job",
     "load_settings",
     "set_app",
