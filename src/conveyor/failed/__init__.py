@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import msgspec
@@ -36,9 +37,10 @@ def retry(driver: Driver, record: FailedRecord) -> str:
     """
     from ..bus.settle import requeue_batched
 
-    if requeue_batched(driver, record):
+    fresh = _fresh(record.payload)
+    if requeue_batched(driver, dataclasses.replace(record, payload=fresh)):
         return record.uuid
-    driver.push(Message(record.uuid, record.queue, _fresh(record.payload)))
+    driver.push(Message(record.uuid, record.queue, fresh))
     driver.failed.forget(record.uuid)
     return record.uuid
 
