@@ -25,7 +25,7 @@ def test_four_workers_run_ten_thousand_jobs_each_exactly_once(
     dispatch_many(Noop(n=i) for i in range(JOBS))
     started = time.monotonic()
     pool = workers.start_many(WORKERS, "--stop-when-empty", "--lease", "10", "--sleep", "0.1")
-    codes = [w.wait(150) for w in pool]
+    codes = [w.wait(100) for w in pool]
     elapsed = time.monotonic() - started
     print(f"\n{JOBS} no-op jobs, {WORKERS} workers on one SQLite file: {elapsed:.1f}s wall")
 

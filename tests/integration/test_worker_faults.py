@@ -36,6 +36,7 @@ def failed_exception(app: Conveyor, job_id: str) -> str:
     return record.exception
 
 
+@pytest.mark.slow
 def test_sigkill_mid_job_runs_it_again_after_the_lease(
     app: Conveyor, project: Path, workers: Workers
 ) -> None:
@@ -86,6 +87,7 @@ def test_job_that_kills_its_executor_every_time_fails_after_tries(
     assert "FAILED" in log_line(stderr, poison, 3)
 
 
+@pytest.mark.slow
 def test_job_that_kills_the_whole_worker_every_time_fails_after_tries(
     app: Conveyor, project: Path, workers: Workers
 ) -> None:
@@ -208,6 +210,7 @@ def test_broken_payloads_go_to_the_failed_store_with_a_reason(
     assert app.driver().size("default").total == 0
 
 
+@pytest.mark.slow
 def test_a_job_longer_than_its_lease_keeps_it_while_it_runs(
     app: Conveyor, project: Path, workers: Workers
 ) -> None:
