@@ -13,6 +13,7 @@ import ctypes
 import logging
 import multiprocessing
 import os
+import resource
 import signal
 import sys
 import time
@@ -22,7 +23,6 @@ from types import FrameType
 from typing import Any
 
 import msgspec
-import psutil
 
 from ..errors import JobTimedOut, MaxAttemptsExceeded, WorkerLost
 from .executor import Attempt, Executor
@@ -44,8 +44,16 @@ class Interrupted(Exception):
         self.timed_out = timed_out
 
 
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
 def _rss() -> int:
-    return int(psutil.Process().memory_info().rss)
+    """Current resident memory, read after every job: /proc is ~100x cheaper than psutil."""
+    try:
+        with open("/proc/self/statm", "rb") as fh:
+            return int(fh.read().split()[1]) * _PAGE
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def _send(conn: Connection, op: str, attempt: Attempt, error: str = "") -> None:
