@@ -310,3 +310,33 @@ def test_mysql_bulk_dispatch_keeps_every_payload_intact() -> None:
         assert got == {f"b{i}": p for i, p in enumerate(payloads)}
     finally:
         my_backend.drop_database(name)
+
+
+def test_a_push_retried_after_its_commit_went_through_is_not_an_error(opener: Opener) -> None:
+    """The driver retries a push whose answer was lost; the rows it finds are its own."""
+    driver = opener()
+    message = Message("once", "default", b"{}")
+    driver.push(message)
+    driver.push_many([message, Message("twice", "default", b"{}")])
+    assert driver.size("default").pending == 2
+
+
+def test_a_claim_retried_with_its_token_gets_the_job_it_already_reserved(opener: Opener) -> None:
+    """A claim that committed before its connection broke is handed over on the retry."""
+    driver = opener()
+    assert isinstance(driver, DatabaseDriver)
+    driver.push_many(_messages(3))
+
+    def claim_as(token: str) -> Any:
+        def go(cur: Any) -> Any:
+            conn = driver._connection()
+            now = driver.dialect.now(conn)
+            return driver.dialect.claim(conn, "default", now, now + 30, token)
+
+        return driver.run(go)
+
+    first = claim_as("token-a")
+    assert claim_as("token-a") == first
+    other = claim_as("token-b")
+    assert other is not None and other[0] != first[0]
+    assert driver.size("default").reserved == 2

@@ -42,6 +42,15 @@ _TAKE = (
     "UPDATE conveyor_jobs SET attempts = attempts + 1, available_at = %s, reserved_at = %s,"
     " token = %s WHERE seq = %s"
 )
+#: the claim a lost answer may hide: this token's reservation (reserved rows are not available)
+_MINE = (
+    "SELECT id, payload, attempts FROM conveyor_jobs"
+    " WHERE queue = %s AND available_at > %s AND token = %s"
+)
+#: A push whose COMMIT went through but whose answer was lost with the connection is retried
+#: by the driver; its rows are then already there, and the retry must succeed, not fail on a
+#: duplicate id (ids are fresh per dispatch, so nothing else ever collides).
+RETRY_SAFE = " ON DUPLICATE KEY UPDATE id = id"
 _INDEX = re.compile(r"^CREATE INDEX\s+(\w+)\s+ON\s+(\w+)\b")
 #: server errors worth a retry: too many connections, shutdown in progress, aborted connection,
 #: network read/write errors, lock wait timeout, deadlock, query interrupted, connection killed
@@ -148,6 +157,8 @@ class MySQLDialect:
         self.poll_interval = options.timeouts["poll_interval"]
         #: learnt at connect; decides how an index is created when it may already exist
         self.flavor = "mariadb"
+        self._claim_token = ""
+        self._claimed_queues: set[str] = set()
 
     def connect(self) -> DBConnection:
         raw = self._open()
@@ -200,7 +211,9 @@ class MySQLDialect:
         return sock
 
     def sql(self, statement: str) -> str:
-        return statement.replace("%", "%%").replace("?", "%s")
+        """``?`` to ``%s``; a job INSERT also skips ids already stored (see ``RETRY_SAFE``)."""
+        text = statement.replace("%", "%%").replace("?", "%s")
+        return text + RETRY_SAFE if text.startswith("INSERT INTO conveyor_jobs ") else text
 
     def migrations(self) -> Sequence[tuple[int, Sequence[str]]]:
         types = {
@@ -260,6 +273,11 @@ class MySQLDialect:
         self, conn: DBConnection, queue: str, now: float, lease_until: float, token: str
     ) -> Row | None:
         with conn.cursor() as cur:
+            if self._retrying(token, queue):
+                cur.execute(_MINE, (queue, now, token))
+                mine: Row | None = cur.fetchone()
+                if mine is not None:
+                    return mine
             cur.execute(_CLAIM, (queue, now))
             row = cur.fetchone()
             if row is None:
@@ -267,6 +285,19 @@ class MySQLDialect:
             seq, job_id, payload, attempts = row
             cur.execute(_TAKE, (lease_until, now, token, seq))
             return (job_id, payload, int(attempts) + 1)
+
+    def _retrying(self, token: str, queue: str) -> bool:
+        """Whether the driver repeats this claim (same token) after an error.
+
+        The first try may have committed though its connection broke before the answer came
+        back: the job is then reserved under this token and is handed over now, rather than
+        left to wait out its lease and be charged a second attempt.
+        """
+        if token != self._claim_token:
+            self._claim_token, self._claimed_queues = token, set()
+        again = queue in self._claimed_queues
+        self._claimed_queues.add(queue)
+        return again
 
     def wait_for_jobs(self, conn: DBConnection, timeout: float) -> None:
         """Poll the newest job's sequence number; return when it moves or ``timeout`` passes.

@@ -69,6 +69,15 @@ SET attempts = j.attempts + 1, available_at = %s, reserved_at = %s, token = %s
 FROM next WHERE j.seq = next.seq
 RETURNING j.id, j.payload, j.attempts
 """
+#: A push whose COMMIT went through but whose answer was lost with the connection is retried
+#: by the driver; its rows are then already there, and the retry must succeed, not fail on a
+#: duplicate id (ids are fresh per dispatch, so nothing else ever collides).
+RETRY_SAFE = " ON CONFLICT (id) DO NOTHING"
+#: the claim a lost answer may hide: this token's reservation (reserved rows are not available)
+_MINE = (
+    "SELECT id, payload, attempts FROM conveyor_jobs"
+    " WHERE queue = %s AND available_at > %s AND token = %s"
+)
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 #: SQLSTATE classes worth a retry: connection exception, transaction rollback (serialization
 #: failure 40001, deadlock 40P01), insufficient resources, operator intervention (admin
@@ -150,7 +159,9 @@ def _seconds(own: dict[str, str], key: str, default: float, name: str) -> float:
 
 @lru_cache(maxsize=256)
 def _paramstyle(statement: str) -> str:
-    return statement.replace("%", "%%").replace("?", "%s")
+    """``?`` to ``%s``; a job INSERT also skips ids already stored (see ``RETRY_SAFE``)."""
+    text = statement.replace("%", "%%").replace("?", "%s")
+    return text + RETRY_SAFE if text.startswith("INSERT INTO conveyor_jobs ") else text
 
 
 def _connect(conninfo: str, autocommit: bool = True) -> psycopg.Connection[Any]:
@@ -172,6 +183,8 @@ class PostgresDialect:
         #: seconds between looks while idle when the listening connection cannot be had
         self.poll_interval = poll_interval
         self.channel = f"conveyor_{schema}" if schema else "conveyor"
+        self._claim_token = ""
+        self._claimed_queues: set[str] = set()
 
     def connect(self) -> DBConnection:
         return PGConnection(_connect(self.conninfo), self)
@@ -207,8 +220,25 @@ class PostgresDialect:
     ) -> Row | None:
         assert isinstance(conn, PGConnection)
         conn.discard_notifications()
-        row: Row | None = conn.raw.execute(_CLAIM, (queue, now, lease_until, now, token)).fetchone()
+        row: Row | None = None
+        if self._retrying(token, queue):
+            row = conn.raw.execute(_MINE, (queue, now, token)).fetchone()
+        if row is None:
+            row = conn.raw.execute(_CLAIM, (queue, now, lease_until, now, token)).fetchone()
         return row
+
+    def _retrying(self, token: str, queue: str) -> bool:
+        """Whether the driver repeats this claim (same token) after an error.
+
+        The first try may have committed though its connection broke before the answer came
+        back: the job is then reserved under this token and is handed over now, rather than
+        left to wait out its lease and be charged a second attempt.
+        """
+        if token != self._claim_token:
+            self._claim_token, self._claimed_queues = token, set()
+        again = queue in self._claimed_queues
+        self._claimed_queues.add(queue)
+        return again
 
     def wait_for_jobs(self, conn: DBConnection, timeout: float) -> None:
         assert isinstance(conn, PGConnection)
