@@ -12,6 +12,7 @@ only counts and stores.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -115,16 +116,33 @@ def require_storage(driver: Driver) -> None:
         )
 
 
+#: one store per driver object: the Redis store caches each batch's (immutable) options
+_stores: weakref.WeakKeyDictionary[Any, BatchStore] = weakref.WeakKeyDictionary()
+
+
 def store_for(driver: Driver) -> BatchStore:
     """The batch store that lives beside a connection's jobs."""
+    found = _stores.get(driver)
+    if found is None:
+        found = _stores[driver] = _open_store(driver)
+    return found
+
+
+def _open_store(driver: Driver) -> BatchStore:
     from ..drivers.database.driver import DatabaseDriver
 
     if isinstance(driver, DatabaseDriver):
         from .sql_batch_store import SQLBatchStore
 
         return SQLBatchStore(driver)
+    if type(driver).__name__ == "RedisDriver":
+        from ..drivers.redis.driver import RedisDriver
+        from .redis_batch_store import RedisBatchStore
+
+        assert isinstance(driver, RedisDriver)
+        return RedisBatchStore(driver)
     require_storage(driver)
     raise ConveyorError(
         f"connection {driver.connection!r} ({type(driver).__name__}) has no batch store yet; "
-        "chains and batches run on the SQL connections (sqlite, postgresql, mysql)"
+        "chains with a catch and batches run on sqlite, postgresql, mysql and redis connections"
     )

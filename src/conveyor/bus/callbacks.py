@@ -83,12 +83,22 @@ class RunCallback(Job):
         return fn(batch)
 
     def _failure(self) -> JobFailure:
-        if self.error or not self.failed_job:
-            return JobFailure(self.failed_job, self.error or f"batch {self.batch_id} was cancelled")
+        """The failure to report; looked up when the event fired without one at hand (a
+        batch that was a chain's link finished cancelled: its first failed job, if any)."""
         from ..app import current_app
+        from .batch import find_batch
 
-        record = current_app().driver(self._ctx().connection).failed.get(self.failed_job)
-        return JobFailure(self.failed_job, record.exception if record else "")
+        connection = self._ctx().connection
+        failed_job, error = self.failed_job, self.error
+        if not failed_job and self.batch_id:
+            batch = find_batch(self.batch_id, connection=connection)
+            failed_job = batch.failed_job_ids[0] if batch and batch.failed_job_ids else ""
+        if failed_job and not error:
+            record = current_app().driver(connection).failed.get(failed_job)
+            error = record.exception if record else ""
+        if not error:
+            error = f"batch {self.batch_id} was cancelled" if self.batch_id else "job failed"
+        return JobFailure(failed_job, error)
 
 
 class StartBatch(Job):

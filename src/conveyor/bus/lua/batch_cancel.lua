@@ -1,0 +1,4 @@
+-- Mark a batch cancelled (once). KEYS[1] batch hash. Returns 1 if this call cancelled it.
+--! include lib_store.lua
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+return redis.call('HSETNX', KEYS[1], 'cancelled_at', tostring(clock()))
