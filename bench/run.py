@@ -26,7 +26,7 @@ from harness.servers import Servers
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
-QUICK = Config(n=1000, n_io=300, reps=1, latency_samples=100,
+QUICK = Config(n=500, n_io=200, reps=1, latency_samples=100,
                scenarios=("dispatch", "drain", "latency", "io"))  # fmt: skip
 
 

@@ -43,6 +43,9 @@ class Adapter:
     default_concurrency = ""
     #: Distribution names whose versions the report lists.
     packages: tuple[str, ...] = ()
+    #: A cap on N for a library whose drain is bound per job (e.g. a fork per job), so that
+    #: the full run stays within an hour; the report says when it applied.
+    max_n: int | None = None
 
     def __init__(self, backend: str, url: str) -> None:
         self.backend = backend
@@ -57,6 +60,7 @@ class Adapter:
             "worker": {mode: self.worker_command(mode) for mode in ("default", "one")},
             "bulk": self.has_bulk,
             "default_concurrency": self.default_concurrency,
+            "max_n": self.max_n,
         }
 
     def available_backends(self) -> dict[str, str]:

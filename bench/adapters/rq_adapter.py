@@ -17,6 +17,7 @@ class Adapter(Base):
     has_bulk = True
     default_concurrency = "one job at a time, a forked work horse per job"
     packages = ("rq", "redis")
+    max_n = 2000
 
     def __init__(self, backend: str, url: str) -> None:
         super().__init__(backend, url)

@@ -151,6 +151,14 @@ def _notes(results: dict[str, Any]) -> list[str]:
         for i, rep in enumerate(t["reps"])
         for scenario, message in rep.get("errors", {}).items()
     ]
+    capped = [
+        f"- {label}: N capped at {t['info']['max_n']:,} (its drain is bound per job; the rate"
+        " does not depend on N, only the run time does)"
+        for label, t in results["targets"].items()
+        if t["info"].get("max_n") and t["info"]["max_n"] < results["config"]["n"]
+    ]
+    if capped:
+        lines += ["", "## Smaller N", "", *capped]
     skipped = [f"- {what}: {why}" for what, why in results["skipped"].items()]
     if errors:
         lines += ["", "## Scenarios that failed", "", *errors]

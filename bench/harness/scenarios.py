@@ -159,8 +159,13 @@ class Runner:
             keep["errors"] = errors
         return keep
 
+    def n_for(self, target: Target, n: int) -> int:
+        cap = target.info.get("max_n")
+        return min(n, cap) if cap else n
+
     def _dispatch_and_drain(self, target: Target, keep: dict[str, Any]) -> None:
-        n = self.config.n
+        n = self.n_for(target, self.config.n)
+        keep["n"] = n
         self.peer(target, "reset")
         keep["dispatch_single"] = self.dispatch(target, n, "noop", "single")
         if target.info["bulk"]:
@@ -170,9 +175,11 @@ class Runner:
             self.drain(target, "default", n, keep, "drain_default")
 
     def _drain_one(self, target: Target, keep: dict[str, Any]) -> None:
-        self.fill(target, self.config.n, "noop")
-        self.drain(target, "one", self.config.n, keep, "drain_one")
+        n = self.n_for(target, self.config.n)
+        self.fill(target, n, "noop")
+        self.drain(target, "one", n, keep, "drain_one")
 
     def _io(self, target: Target, keep: dict[str, Any]) -> None:
-        self.fill(target, self.config.n_io, "io")
-        self.drain(target, "default", self.config.n_io, keep, "io")
+        n = self.n_for(target, self.config.n_io)
+        self.fill(target, n, "io")
+        self.drain(target, "default", n, keep, "io")

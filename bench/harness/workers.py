@@ -55,7 +55,7 @@ class WorkerProcess:
                 count += 1
         return total, count
 
-    def stop(self, grace: float = 15.0) -> None:
+    def stop(self, grace: float = 8.0) -> None:
         """SIGTERM as a process manager would, then SIGKILL whatever is left of the tree."""
         self.tree()
         if self.alive():
