@@ -32,6 +32,13 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
+class _Running:
+    reservation: Reservation
+    attempt: Attempt
+    started: float
+
+
+@dataclass(frozen=True)
 class WorkerOptions:
     queues: tuple[str, ...] = ("default",)
     once: bool = False
@@ -59,27 +66,36 @@ class Worker:
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.started_at = time.time()
         self.processed = 0
+        self.started = 0
+        self._restart_mark: float | None = None
         self._next_beat = 0.0
         self._next_restart_check = 0.0
         self._current: str | None = None
 
     def run(self) -> int:
         self.signals.install()
+        self._restart_mark = self._quietly(self.driver.restart_requested_at)
         reason = "stopped"
         try:
+            running: _Running | None = None
             while True:
-                reason = self._stop_reason() or ""
-                if reason:
-                    break
-                if self.events.has_listeners():
-                    self.events.emit(WorkerLooping(self.driver.connection, self.options.queues))
-                reservation = self._reserve()
-                if reservation is None:
-                    if self.options.stop_when_empty:
-                        reason = "queue empty"
+                if running is None:
+                    reason = self._stop_reason() or ""
+                    if reason:
                         break
-                    continue
-                self._process(reservation)
+                    if self.events.has_listeners():
+                        self.events.emit(WorkerLooping(self.driver.connection, self.options.queues))
+                    reservation = self._reserve()
+                    if reservation is None:
+                        if self.options.stop_when_empty:
+                            reason = "queue empty"
+                            break
+                        continue
+                    running = self._start(reservation)
+                finished, outcome = running, self._finish(running)
+                running = self._start_next()
+                self._settle(finished.reservation, outcome)
+                self._log(finished, outcome)
                 if self.options.once:
                     reason = "--once"
                     break
@@ -95,7 +111,7 @@ class Worker:
         opts = self.options
         if self.signals.stopping:
             return f"received {self.signals.received}"
-        if opts.max_jobs and self.processed >= opts.max_jobs:
+        if opts.max_jobs and self.started >= opts.max_jobs:
             return f"--max-jobs {opts.max_jobs} reached"
         if opts.max_time and time.time() - self.started_at >= opts.max_time:
             return f"--max-time {opts.max_time:g}s reached"
@@ -104,37 +120,56 @@ class Worker:
         if now >= self._next_restart_check:
             self._next_restart_check = now + opts.restart_check_every
             requested = self._quietly(self.driver.restart_requested_at)
-            if requested is not None and requested > self.started_at:
+            if requested is not None and requested != self._restart_mark:
                 return "restart requested"
         return None
 
-    def _reserve(self) -> Reservation | None:
-        wait = 0.0 if self.options.stop_when_empty else min(self.options.sleep, 1.0)
+    def _reserve(self, wait: float | None = None) -> Reservation | None:
+        if wait is None:
+            wait = 0.0 if self.options.stop_when_empty else min(self.options.sleep, 1.0)
         return self._persist(
             lambda: self.driver.reserve(self.options.queues, self.options.lease, wait)
         )
 
-    def _process(self, reservation: Reservation) -> None:
+    def _start(self, reservation: Reservation) -> _Running:
         attempt = Attempt(
             reservation.id, reservation.queue, self.driver.connection,
             reservation.payload, reservation.attempts,
         )  # fmt: skip
+        self.started += 1
         self._current = reservation.id
-        started = time.perf_counter()
+        running = _Running(reservation, attempt, time.perf_counter())
+        self.runner.start(attempt)
+        return running
+
+    def _start_next(self) -> _Running | None:
+        """Claim and start the next job before settling the last one, so that the executor
+        works while this process writes the outcome and the log line."""
+        if self.options.once or self._stop_reason():
+            return None
+        reservation = self._reserve(wait=0.0)
+        return self._start(reservation) if reservation is not None else None
+
+    def _finish(self, running: _Running) -> Outcome:
+        reservation, attempt = running.reservation, running.attempt
         try:
-            outcome = self.runner.run(
-                attempt, self._timeout_of(attempt), self._ticker(reservation),
+            return self.runner.wait(
+                self._timeout_of(attempt), self._ticker(reservation),
                 tick_every=min(1.0, self._renew_every()), wakeup=self.signals.wakeup_fd,
             )  # fmt: skip
         except Interrupted as stop:
-            outcome = self._interrupted(attempt, stop)
-        self._settle(reservation, outcome)
+            return self._interrupted(attempt, stop)
+
+    def _log(self, running: _Running, outcome: Outcome) -> None:
         self.processed += 1
-        self._current = None
+        if self._current == running.reservation.id:
+            self._current = None
+        attempt = running.attempt
         log.info(
             "%s %s queue=%s attempt=%d %s %.1fms%s",
             envelope_mod.peek_name(attempt.payload), attempt.id, attempt.queue,
-            attempt.attempts, outcome.kind.value.upper(), (time.perf_counter() - started) * 1000,
+            attempt.attempts, outcome.kind.value.upper(),
+            (time.perf_counter() - running.started) * 1000,
             f" ({outcome.reason})" if outcome.reason else "",
         )  # fmt: skip
 

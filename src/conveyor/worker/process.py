@@ -132,6 +132,7 @@ class ChildRunner:
         self._ctx = multiprocessing.get_context("fork")
         self._proc: Any = None
         self._conn: Connection | None = None
+        self._started = 0.0
         self.children_started = 0
 
     def _ensure_child(self) -> tuple[Any, Connection]:
@@ -166,11 +167,30 @@ class ChildRunner:
         ``tick()`` runs every ``tick_every`` seconds, and at once when ``wakeup`` (a signal's
         wakeup pipe) becomes readable.
         """
-        proc, conn = self._ensure_child()
-        watched = [conn, proc.sentinel] if wakeup is None else [conn, proc.sentinel, wakeup]
+        self.start(attempt)
+        return self.wait(timeout, tick, tick_every, wakeup)
+
+    def start(self, attempt: Attempt) -> None:
+        """Hand the attempt to the child and return at once; ``wait()`` collects the outcome.
+
+        Split so that the control process can settle the previous job while this one runs.
+        """
+        _, conn = self._ensure_child()
         _send(conn, "run", attempt)
-        started = time.monotonic()
-        deadline = started + timeout if timeout else None
+        self._started = time.monotonic()
+
+    def wait(
+        self,
+        timeout: float | None,
+        tick: Callable[[], bool],
+        tick_every: float = 1.0,
+        wakeup: int | None = None,
+    ) -> Outcome:
+        """Wait for the attempt ``start()`` handed over, enforcing its timeout."""
+        proc, conn = self._proc, self._conn
+        assert proc is not None and conn is not None, "wait() without start()"
+        watched = [conn, proc.sentinel] if wakeup is None else [conn, proc.sentinel, wakeup]
+        deadline = self._started + timeout if timeout else None
         while True:
             now = time.monotonic()
             wake = now + tick_every if deadline is None else min(now + tick_every, deadline)
@@ -257,6 +277,7 @@ class InlineRunner:
         self.executor = executor
         self.child_pid: int | None = None
         self.children_started = 0
+        self._attempt: Attempt | None = None
 
     def run(
         self,
@@ -266,6 +287,20 @@ class InlineRunner:
         tick_every: float = 1.0,
         wakeup: int | None = None,
     ) -> Outcome:
+        return self.executor.execute(attempt)
+
+    def start(self, attempt: Attempt) -> None:
+        self._attempt = attempt
+
+    def wait(
+        self,
+        timeout: float | None,
+        tick: Callable[[], bool],
+        tick_every: float = 1.0,
+        wakeup: int | None = None,
+    ) -> Outcome:
+        attempt, self._attempt = self._attempt, None
+        assert attempt is not None, "wait() without start()"
         return self.executor.execute(attempt)
 
     def call_failed_hook(
