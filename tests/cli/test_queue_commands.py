@@ -87,12 +87,13 @@ def wait_for(condition: Callable[[], bool], seconds: float) -> None:
 def test_restart_makes_a_running_worker_exit_after_its_job(workspace: Project) -> None:
     worker = workspace.start("work", "--sleep", "0.2")
     try:
-        workspace.enqueue("Slow", seconds=1.5, tag="current")
+        workspace.enqueue("Slow", seconds=3, tag="current")
         wait_for((workspace.root / "started.flag").exists, 20)
         workspace.enqueue("Ok", tag="next")
         result = workspace.run("restart")
         assert result.returncode == 0, result.stderr
         assert "Restart signal sent to workers on database" in result.stdout
+        assert workspace.ran() == [], "the restart must arrive while the job runs"
         code = worker.wait(timeout=20)
     finally:
         if worker.poll() is None:
