@@ -102,8 +102,8 @@ class Notify(Job):
     def handle(self) -> None:
         batch = self.batch()
         record(
-            "notify", tag=self.tag, batch=batch.id if batch else None,
-            processed=batch.processed_jobs if batch else None,
+            "notify", tag=self.tag, batch=batch.id if batch else None, id=self.job_id,
+            attempt=self.attempts(), processed=batch.processed_jobs if batch else None,
         )  # fmt: skip
 
 
@@ -124,3 +124,14 @@ def on_finally(batch: Batch) -> None:
 
 def on_chain_failed(error: JobFailure) -> None:
     record("chain_catch", error=str(error), job=error.job_id)
+
+
+class Doomed(Job):
+    """Always fails, and is tried once: it fails for good at its first attempt."""
+
+    key: str
+    tries = 1
+
+    def handle(self) -> None:
+        _ran(self, self.key)
+        raise RuntimeError(f"{self.key} is doomed")
