@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from .batches import batches
 from .common import State
 from .failed import failed, flush, forget, retry
 from .queue import clear, config, migrate, restart, status
@@ -53,6 +54,7 @@ cli.add_command(restart)
 cli.add_command(migrate)
 cli.add_command(config)
 cli.add_command(make_job)
+cli.add_command(batches)
 
 
 def main() -> None:
