@@ -82,6 +82,7 @@ def _queues(value: str) -> tuple[str, ...]:
     default=None,
     help="Seconds a reservation lasts without renewal. [default: the connection's retry_after]",
 )
+@click.option("-v", "--verbose", count=True, help="Debug logs with -vv (same as the global -v).")
 @click.option(
     "--in-process",
     is_flag=True,
@@ -92,7 +93,7 @@ def _queues(value: str) -> tuple[str, ...]:
 def work(
     state: State, connection: str | None, queue: str | None, once: bool, stop_when_empty: bool,
     timeout: float, tries: int, backoff: str, sleep: float, max_jobs: int, max_time: float,
-    memory: float | None, lease: float | None, in_process: bool,
+    memory: float | None, lease: float | None, verbose: int, in_process: bool,
 ) -> None:  # fmt: skip
     """Process jobs from a connection's queues until stopped.
 
@@ -107,7 +108,7 @@ def work(
       conveyor work --once -v
       conveyor work --max-jobs 1000 --max-time 3600 --memory 256
     """
-    setup_logging(state.verbose)
+    setup_logging(state.verbose + verbose)
     app = state.app()
     settings = app.settings.connection(connection)
     try:

@@ -68,6 +68,7 @@ class Worker:
         self.processed = 0
         self.started = 0
         self._restart_mark: float | None = None
+        self._stop_because: str | None = None
         self._next_beat = 0.0
         self._next_restart_check = 0.0
         self._current: str | None = None
@@ -108,6 +109,12 @@ class Worker:
         return 0
 
     def _stop_reason(self) -> str | None:
+        """Why the worker should stop; once found, the reason sticks until the worker exits."""
+        if self._stop_because is None:
+            self._stop_because = self._check_stop()
+        return self._stop_because
+
+    def _check_stop(self) -> str | None:
         opts = self.options
         if self.signals.stopping:
             return f"received {self.signals.received}"
