@@ -17,7 +17,7 @@ import pytest
 from conveyor.drivers.base import Driver, FailedRecord, Message, QueueSize, Reservation, WorkerInfo
 
 LEASE = 30.0
-SHORT_LEASE = 0.6
+SHORT_LEASE = 0.5
 #: how long past a short lease or delay to wait before expecting the job back
 GRACE = 0.3
 
@@ -94,14 +94,14 @@ def test_queues_lists_a_queue_that_has_jobs(driver: Driver) -> None:
 
 def test_delayed_job_is_invisible_until_due(driver: Driver) -> None:
     queue = new_queue()
-    later = message(queue, 1, delay=0.6)
+    later = message(queue, 1, delay=0.4)
     driver.push(later)
     assert driver.reserve([queue], LEASE) is None
     assert sizes(driver, queue) == (0, 1, 0)
     now = message(queue, 2)
     driver.push(now)
     assert take(driver, queue).id == now.id, "a due job overtakes one still delayed"
-    time.sleep(0.6 + GRACE)
+    time.sleep(0.4 + GRACE)
     got = take(driver, queue)
     assert (got.id, got.attempts) == (later.id, 1)
 
@@ -241,10 +241,10 @@ def test_release_makes_the_job_available_again(driver: Driver) -> None:
 def test_release_with_a_delay(driver: Driver) -> None:
     queue = new_queue()
     driver.push(message(queue))
-    assert take(driver, queue).release(0.5) is True
+    assert take(driver, queue).release(0.4) is True
     assert driver.reserve([queue], LEASE) is None
     assert sizes(driver, queue) == (0, 1, 0)
-    time.sleep(0.5 + GRACE)
+    time.sleep(0.4 + GRACE)
     assert take(driver, queue).attempts == 2
 
 
