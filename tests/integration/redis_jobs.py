@@ -63,3 +63,24 @@ class SlowTick(Tick):
 
     seconds: float = 1.5
     tries = 3
+
+
+class Nothing(Job):
+    """The no-op job of the drain measurement (``redis_measure.py``)."""
+
+    def handle(self) -> None:
+        pass
+
+
+class Stamp(Job):
+    """Logs how long after its dispatch it started: the idle-latency measurement."""
+
+    dispatched_at: float
+
+    def handle(self) -> None:
+        line = f"{time.time() - self.dispatched_at!r}\n".encode()
+        fd = os.open("latency.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
