@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from ...errors import ConnectionUnavailable
 from ..base import Message, QueueSize, WorkerInfo
 from .codec import by_queue, pack_info, store_args, unpack_info, unpack_record
 from .connection import TRANSIENT, RedisConnection
@@ -160,8 +161,12 @@ class RedisDriver:
             time.sleep(min(seconds, 0.05))
 
     def _flush_handoffs(self, queues: Sequence[str]) -> None:
-        for queue in queues:
-            self.flush_handoff(queue)
+        """Best effort: a claim already made must reach the worker even if this fails."""
+        try:
+            for queue in queues:
+                self.flush_handoff(queue)
+        except ConnectionUnavailable as exc:
+            log.warning("parked failed records of %s stay parked for now: %s", queues, exc)
 
     def flush_handoff(self, queue: str) -> None:
         """Move failed records parked in a queue's slot to the failed store (cluster mode).
