@@ -128,7 +128,6 @@ class Worker:
             self._next_restart_check = now + opts.restart_check_every
             requested = self._quietly(self.driver.restart_requested_at)
             if requested is not None and requested != self._restart_mark:
-                self._next_restart_check = 0.0  # seen once, stays seen for the loop's own check
                 return "restart requested"
         return None
 
