@@ -187,3 +187,16 @@ def test_serialization_error_is_raised_at_dispatch_and_nothing_is_queued(app: Co
     with pytest.raises(SerializationError):
         Anything(value=lambda: 1).dispatch()
     assert app.driver().size("default").total == 0
+
+
+def test_nan_and_infinity_are_refused_at_dispatch_naming_the_field() -> None:
+    import math
+
+    class Measure(Job):
+        value: float
+        series: list[float]
+
+    with pytest.raises(SerializationError, match=r"Measure\.value: nan"):
+        encode_fields(Measure(value=math.nan, series=[]))
+    with pytest.raises(SerializationError, match=r"Measure\.series: inf"):
+        encode_fields(Measure(value=1.0, series=[1.0, math.inf]))

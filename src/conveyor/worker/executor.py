@@ -104,7 +104,7 @@ class Executor:
         self.events.emit(JobProcessing(*meta))
         try:
             self._run_pipeline(job)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # sys.exit() in a job is its failure, not ours
             if single_attempt:
                 return self._fail(job, meta, exc, started, "the sync connection runs one attempt")
             return self._after_exception(job, env, policy, meta, exc, started)
@@ -130,7 +130,7 @@ class Executor:
         env: Envelope,
         policy: retry.Policy,
         meta: tuple[str, str, str, str, int],
-        exc: Exception,
+        exc: BaseException,
         started: float,
     ) -> Outcome:
         self.events.emit(JobExceptionOccurred(*meta, exception=exc))
