@@ -56,6 +56,8 @@ LIBPQ_DEFAULTS = {
 }
 
 _NOW = "SELECT extract(epoch FROM clock_timestamp())::float8"
+#: no parameters, so psycopg sends both in one simple-protocol message
+_BEGIN_NOW = f"BEGIN; {_NOW}"
 _CLAIM = """
 WITH next AS (
     SELECT seq FROM conveyor_jobs
@@ -207,13 +209,11 @@ class PostgresDialect:
 
     def now(self, conn: DBConnection) -> float:
         assert isinstance(conn, PGConnection)
-        row = conn.raw.execute(_NOW).fetchone()
-        assert row is not None
-        return float(row[0])
+        return conn.now()
 
     def begin_write(self, conn: DBConnection) -> None:
         assert isinstance(conn, PGConnection)
-        conn.raw.execute("BEGIN")
+        conn.begin()
 
     def claim(
         self, conn: DBConnection, queue: str, now: float, lease_until: float, token: str
@@ -286,14 +286,36 @@ class PGConnection:
         self.raw = raw
         self._dialect = dialect
         self._listener: psycopg.Connection[Any] | None = None
+        self._began_at: float | None = None
+
+    def begin(self) -> None:
+        """BEGIN and read the clock in one round trip; the transaction's first ``now()`` uses it.
+
+        A claim or a push asks for the time right after opening its transaction, so this saves
+        a round trip on each; the reading is the server's, taken microseconds earlier.
+        """
+        cur = self.raw.execute(_BEGIN_NOW)
+        cur.nextset()
+        row = cur.fetchone()
+        self._began_at = float(row[0]) if row else None
+
+    def now(self) -> float:
+        began, self._began_at = self._began_at, None
+        if began is not None:
+            return began
+        row = self.raw.execute(_NOW).fetchone()
+        assert row is not None
+        return float(row[0])
 
     def cursor(self) -> Any:
         return self.raw.cursor()
 
     def commit(self) -> None:
+        self._began_at = None
         self.raw.commit()
 
     def rollback(self) -> None:
+        self._began_at = None
         if self.raw.broken or self.raw.closed:
             raise psycopg.OperationalError("the connection was lost")  # the driver drops it
         self.raw.rollback()
