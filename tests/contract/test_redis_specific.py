@@ -79,6 +79,7 @@ def test_url_forms_and_options() -> None:
         ("redis://localhost?sockettimeout=1", "unknown option 'sockettimeout'"),
         ("redis://localhost?socket_timeout=soon", "invalid socket_timeout"),
         ("redis://localhost:port", "invalid port"),
+        ("redis://localhost?retry_window=0", "retry_window must be positive"),
         ("redis://a:1,b:2", r"use redis\+cluster://"),
         ("redis+cluster://a:1/2", "only database 0"),
         ("redis+sentinel://a:26379", "service name"),

@@ -124,6 +124,8 @@ def _query_options(query: str, url: str) -> dict[str, Any]:
     for key, value in parse_qsl(query, keep_blank_values=True):
         if key == "retry_window":
             options[key] = _parse(float, value, key, url)
+            if options[key] <= 0:
+                raise ConfigError(f"retry_window must be positive in Redis URL {url!r}")
         elif key in _OPTIONS:
             options[key] = _parse(_OPTIONS[key], value, key, url)
         else:
