@@ -80,6 +80,9 @@ _MINE = (
     "SELECT id, payload, attempts FROM conveyor_jobs"
     " WHERE queue = %s AND available_at > %s AND token = %s"
 )
+#: ``INSERT ... VALUES (%s, ...)`` and what follows the row (ON CONFLICT ...)
+_VALUES = re.compile(r"^(INSERT INTO .+? VALUES )(\((?:%s, )*%s\))(.*)$", re.DOTALL)
+_CHUNK = 1000
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 #: SQLSTATE classes worth a retry: connection exception, transaction rollback (serialization
 #: failure 40001, deadlock 40P01), insufficient resources, operator intervention (admin
@@ -166,9 +169,30 @@ def _paramstyle(statement: str) -> str:
     return text + RETRY_SAFE if text.startswith("INSERT INTO conveyor_jobs ") else text
 
 
+class _Cursor(psycopg.Cursor[Any]):
+    """psycopg's cursor, with ``executemany`` of an INSERT sent as multi-row INSERTs.
+
+    psycopg runs ``executemany`` as one statement per row in pipeline mode, which costs a single
+    dispatch (the common case) more than half a millisecond and caps a bulk dispatch at some
+    20,000 rows/s; one ``INSERT ... VALUES (...), (...)`` per chunk does both in one statement.
+    """
+
+    def executemany(self, query: Any, params_seq: Any, *, returning: bool = False) -> None:
+        rows = params_seq if isinstance(params_seq, list) else list(params_seq)
+        match = _VALUES.match(query) if isinstance(query, str) and not returning else None
+        if match is None or not rows:
+            super().executemany(query, rows, returning=returning)
+            return
+        head, group, tail = match.groups()
+        for at in range(0, len(rows), _CHUNK):
+            chunk = rows[at : at + _CHUNK]
+            values = ", ".join([group] * len(chunk))
+            self.execute(f"{head}{values}{tail}", [value for row in chunk for value in row])
+
+
 def _connect(conninfo: str, autocommit: bool = True) -> psycopg.Connection[Any]:
     try:
-        return psycopg.connect(conninfo, autocommit=autocommit)
+        return psycopg.connect(conninfo, autocommit=autocommit, cursor_factory=_Cursor)
     except psycopg.OperationalError as exc:
         text = str(exc)
         if any(reason in text for reason in _PERMANENT_CONNECT) and "FATAL" in text:
