@@ -82,6 +82,7 @@ class RedisBatchStore:
         self._tag = f"{{{driver.prefix}}}"
         self._index = f"{self._tag}:batches"
         self._options: dict[str, dict[str, Any]] = {}
+        self._cancelled: set[str] = set()
         for name in SCRIPTS:  # joins the driver's scripts, so a server restart reloads them too
             if name not in self._conn.scripts:
                 source = _source(name)
@@ -252,8 +253,13 @@ class RedisBatchStore:
         return _record(batch_id, data, failed) if data else None
 
     def cancelled(self, batch_id: str) -> bool:
+        if batch_id in self._cancelled:  # a cancellation is for good: no need to read it again
+            return True
         key = self._keys(batch_id)[0]
-        return self._conn.run(lambda: self._conn.client.hget(key, "cancelled_at")) is not None
+        found = self._conn.run(lambda: self._conn.client.hget(key, "cancelled_at")) is not None
+        if found:
+            self._cancelled.add(batch_id)
+        return found
 
     def page(self, limit: int = 50, before: float | None = None) -> list[BatchRecord]:
         client = self._conn.client
