@@ -33,42 +33,46 @@ from tests.contract.backends import mysql as my_backend
 from tests.contract.backends import postgres as pg_backend
 from tests.servers import MYSQL_URL, POSTGRES_URL
 
-Opener = Callable[..., Driver]
 _INDEXES = sum(s.startswith("CREATE INDEX") for _, stmts in MIGRATIONS for s in stmts)
+
+
+class Opener:
+    """``opener(**url_options)`` opens another driver on this test's own schema / database."""
+
+    def __init__(self, backend: str, make: Callable[..., Driver]) -> None:
+        self.backend = backend
+        self._make = make
+        self.opened: list[Driver] = []
+
+    def __call__(self, **options: str) -> Driver:
+        driver = self._make(**options)
+        self.opened.append(driver)
+        return driver
 
 
 @pytest.fixture(params=["postgres", "mysql"])
 def opener(request: pytest.FixtureRequest) -> Iterator[Opener]:
-    """``opener(**url_options)`` opens another driver on this test's own schema / database."""
-    opened: list[Driver] = []
     if request.param == "postgres":
         pg_backend.require_postgres()
         schema = pg_backend.new_schema()
 
-        def make(**options: str) -> Driver:
+        def make_pg(**options: str) -> Driver:
             url = pg_backend.schema_url(schema, application_name=schema, **options)
             return open_postgres(ConnectionSettings("sql", url))
 
-        cleanup: Callable[[], None] = lambda: pg_backend.drop_schema(schema)  # noqa: E731
+        opener, cleanup = Opener("postgres", make_pg), lambda: pg_backend.drop_schema(schema)
     else:
         my_backend.require_mysql()
         name = my_backend.new_database()
 
-        def make(**options: str) -> Driver:
+        def make_my(**options: str) -> Driver:
             return open_mysql(ConnectionSettings("sql", my_backend.database_url(name, **options)))
 
-        cleanup = lambda: my_backend.drop_database(name)  # noqa: E731
-
-    def tracked(**options: str) -> Driver:
-        driver = make(**options)
-        opened.append(driver)
-        return driver
-
-    tracked.backend = request.param  # type: ignore[attr-defined]
+        opener, cleanup = Opener("mysql", make_my), lambda: my_backend.drop_database(name)
     try:
-        yield tracked
+        yield opener
     finally:
-        for driver in opened:
+        for driver in opener.opened:
             driver.close()
         cleanup()
 
@@ -161,7 +165,7 @@ def test_a_connection_killed_by_the_server_is_replaced_transparently(opener: Ope
     driver = opener()
     driver.push(Message("before", "default", b"{}"))
     assert driver.reserve(["other"], lease=30, wait=0.1) is None  # opens the listener on PG
-    assert _kill_sessions(opener.backend, driver) >= 1  # type: ignore[attr-defined]
+    assert _kill_sessions(opener.backend, driver) >= 1
     driver.push(Message("after", "default", b"{}"))
     found = driver.reserve(["default"], lease=30)
     assert found is not None and found.id == "before"
@@ -174,7 +178,7 @@ def test_a_reservation_settles_after_its_connection_was_killed(opener: Opener) -
     driver.push(Message("held", "default", b"{}"))
     found = driver.reserve(["default"], lease=30)
     assert found is not None
-    _kill_sessions(opener.backend, driver)  # type: ignore[attr-defined]
+    _kill_sessions(opener.backend, driver)
     assert found.extend(30)
     assert found.release(0)
     again = driver.reserve(["default"], lease=30)
@@ -227,6 +231,8 @@ def test_supported_servers_are_recognised(version: str, flavor: str) -> None:
         ("mysql://root@127.0.0.1:3306", "must name a database"),
         ("mysql://root@h/db?colour=red", "unknown URL option 'colour'"),
         ("mysql://root@h/db?read_timeout=0", "read_timeout must be a positive number"),
+        ("postgresql://u@h/db?auto_migrate=maybe", "auto_migrate must be true or false"),
+        ("mysql://root@h/db?auto_migrate=maybe", "auto_migrate must be true or false"),
     ],
 )
 def test_bad_urls_are_config_errors(url: str, message: str) -> None:
@@ -340,3 +346,23 @@ def test_a_claim_retried_with_its_token_gets_the_job_it_already_reserved(opener:
     other = claim_as("token-b")
     assert other is not None and other[0] != first[0]
     assert driver.size("default").reserved == 2
+
+
+def test_without_auto_migrate_only_migrate_creates_the_tables(opener: Opener) -> None:
+    manual = opener(auto_migrate="false")
+    assert isinstance(manual, DatabaseDriver)
+
+    here = "current_schema()" if opener.backend == "postgres" else "DATABASE()"
+
+    def tables(cur: Any) -> int:
+        cur.execute(
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_name = 'conveyor_jobs'"
+            f" AND table_schema = {here}"
+        )
+        return int(cur.fetchone()[0])
+
+    assert manual.run(tables, write=False) == 0
+    manual.migrate()
+    assert manual.run(tables, write=False) == 1
+    manual.push(Message("after-migrate", "default", b"{}"))
+    assert manual.size("default").pending == 1

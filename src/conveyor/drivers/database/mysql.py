@@ -78,6 +78,7 @@ class MySQLOptions:
     database: str = ""
     unix_socket: str | None = None
     timeouts: dict[str, float] = field(default_factory=lambda: dict(_OPTIONS))
+    auto_migrate: bool = True
 
 
 def open_mysql(settings: ConnectionSettings) -> Driver:
@@ -86,13 +87,15 @@ def open_mysql(settings: ConnectionSettings) -> Driver:
     URL options: ``connect_timeout`` (5 s), ``read_timeout`` and ``write_timeout`` (30 s: a
     half-open connection is given up after this), ``lock_wait_timeout`` (5 s, InnoDB row locks),
     ``retry_window`` (10 s of retrying a lost server before ``ConnectionUnavailable``),
-    ``poll_interval`` (0.05 s between idle looks) and ``unix_socket``.
+    ``poll_interval`` (0.05 s between idle looks), ``unix_socket`` and ``auto_migrate``
+    (``false``: only ``conveyor migrate`` creates tables, for users without DDL rights).
     """
     opts = parse_url(settings.url, settings.name)
     dialect = MySQLDialect(opts)
     return DatabaseDriver(
-        settings.name, dialect, auto_migrate=True, retry_window=opts.timeouts["retry_window"]
-    )
+        settings.name, dialect, auto_migrate=opts.auto_migrate,
+        retry_window=opts.timeouts["retry_window"],
+    )  # fmt: skip
 
 
 def parse_url(url: str, name: str = "mysql") -> MySQLOptions:
@@ -102,13 +105,16 @@ def parse_url(url: str, name: str = "mysql") -> MySQLOptions:
     if not database or "/" in database:
         raise ConfigError(f"{where}: the URL must name a database, e.g. mysql://user@host/app")
     timeouts = dict(_OPTIONS)
-    unix_socket = None
+    unix_socket, auto_migrate = None, True
     for key, raw in parse_qsl(parts.query, keep_blank_values=True):
         if key == "unix_socket":
             unix_socket = raw
             continue
+        if key == "auto_migrate":
+            auto_migrate = flag(raw, key, name)
+            continue
         if key not in timeouts:
-            known = ", ".join(sorted([*_OPTIONS, "unix_socket"]))
+            known = ", ".join(sorted([*_OPTIONS, "unix_socket", "auto_migrate"]))
             raise ConfigError(f"{where}: unknown URL option {key!r}; known: {known}")
         try:
             timeouts[key] = float(raw)
@@ -123,8 +129,18 @@ def parse_url(url: str, name: str = "mysql") -> MySQLOptions:
     return MySQLOptions(
         host=parts.hostname or "127.0.0.1", port=port, user=unquote(parts.username or "root"),
         password=unquote(parts.password or ""), database=database, unix_socket=unix_socket,
-        timeouts=timeouts,
+        timeouts=timeouts, auto_migrate=auto_migrate,
     )  # fmt: skip
+
+
+def flag(raw: str, key: str, name: str) -> bool:
+    """A yes/no URL option."""
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"connection {name!r}: {key} must be true or false, got {raw!r}")
 
 
 def server_flavor(version: str) -> tuple[str, tuple[int, ...]]:

@@ -35,25 +35,18 @@ from .driver import DatabaseDriver
 from .schema import MIGRATIONS, render
 
 _TYPES = {
-    "id": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
-    "text_key": "TEXT",
-    "blob": "TEXT",
-    "real": "DOUBLE PRECISION",
-    "if_not_exists": "IF NOT EXISTS",
-}
+    "id": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "text_key": "TEXT", "blob": "TEXT",
+    "real": "DOUBLE PRECISION", "if_not_exists": "IF NOT EXISTS",
+}  # fmt: skip
 
 #: libpq settings applied unless the URL sets them: fail a connect to a dead host in seconds,
 #: and notice a half-open connection (peer gone without a FIN) by keepalive probes when idle
 #: and by an unacknowledged-data timeout while a query is in flight.
 LIBPQ_DEFAULTS = {
-    "connect_timeout": "5",
-    "keepalives": "1",
-    "keepalives_idle": "10",
-    "keepalives_interval": "5",
-    "keepalives_count": "3",
-    "tcp_user_timeout": "30000",
+    "connect_timeout": "5", "keepalives": "1", "keepalives_idle": "10",
+    "keepalives_interval": "5", "keepalives_count": "3", "tcp_user_timeout": "30000",
     "application_name": "conveyor",
-}
+}  # fmt: skip
 
 _NOW = "SELECT extract(epoch FROM clock_timestamp())::float8"
 #: no parameters, so psycopg sends both in one simple-protocol message
@@ -92,10 +85,10 @@ _TRANSIENT_CLASSES = ("08", "40", "53", "57", "58")
 _PERMANENT_CONNECT = (
     "does not exist",
     "authentication failed",
-    "no pg_hba.conf entry",
+    "no pg_hba.conf",
     "permission denied",
 )
-_OWN_OPTIONS = ("schema", "retry_window", "poll_interval")
+_OWN_OPTIONS = ("schema", "retry_window", "poll_interval", "auto_migrate")
 
 
 @dataclass(frozen=True)
@@ -104,6 +97,7 @@ class PostgresOptions:
     schema: str | None = None
     retry_window: float = 10.0
     poll_interval: float = 0.5
+    auto_migrate: bool = True
 
 
 def open_postgres(settings: ConnectionSettings) -> Driver:
@@ -111,12 +105,15 @@ def open_postgres(settings: ConnectionSettings) -> Driver:
 
     Besides the libpq parameters, the URL takes ``schema`` (tables live there; created by the
     first migration), ``retry_window`` (seconds an operation retries a lost server before
-    ``ConnectionUnavailable``) and ``poll_interval`` (seconds between looks while the listening
-    connection is down).
+    ``ConnectionUnavailable``), ``poll_interval`` (seconds between looks while the listening
+    connection is down) and ``auto_migrate`` (``false``: only ``conveyor migrate`` creates
+    tables, for database users without DDL rights).
     """
     opts = parse_url(settings.url, settings.name)
     dialect = PostgresDialect(opts.conninfo, opts.schema, opts.poll_interval)
-    return DatabaseDriver(settings.name, dialect, auto_migrate=True, retry_window=opts.retry_window)
+    return DatabaseDriver(
+        settings.name, dialect, auto_migrate=opts.auto_migrate, retry_window=opts.retry_window
+    )
 
 
 def parse_url(url: str, name: str = "postgres") -> PostgresOptions:
@@ -146,7 +143,18 @@ def parse_url(url: str, name: str = "postgres") -> PostgresOptions:
         schema=schema,
         retry_window=_seconds(own, "retry_window", 10.0, name),
         poll_interval=_seconds(own, "poll_interval", 0.5, name),
+        auto_migrate=flag(own.get("auto_migrate", "true"), "auto_migrate", name),
     )
+
+
+def flag(raw: str, key: str, name: str) -> bool:
+    """A yes/no URL option."""
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"connection {name!r}: {key} must be true or false, got {raw!r}")
 
 
 def _seconds(own: dict[str, str], key: str, default: float, name: str) -> float:
