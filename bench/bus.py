@@ -11,6 +11,7 @@ driver (``DatabaseDriver.run``) or one Redis call (``RedisConnection.run``) each
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 import uuid
@@ -18,6 +19,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the servers' helpers
 
 from conveyor import Conveyor, Job, batch, dispatch_many, set_app
 from conveyor.config import load_settings
@@ -68,7 +71,6 @@ def app_on(backend: str) -> Iterator[Conveyor]:
         finally:
             if backend == "redis":
                 import redis
-
                 from tests.contract.backends.redis import delete_prefix
 
                 delete_prefix(redis.Redis.from_url(url), prefix)
@@ -126,7 +128,9 @@ def main() -> None:
     parser.add_argument("--backends", default="sqlite,postgres,mysql,redis")
     parser.add_argument("--jobs", type=int, default=10_000)
     args = parser.parse_args()
-    print(f"{'backend':<9} {'dispatch':>9} {'trips':>6} {'plain/s':>8} {'batch/s':>8} {'overhead':>8}")
+    print(
+        f"{'backend':<9} {'dispatch':>9} {'trips':>6} {'plain/s':>8} {'batch/s':>8} {'overhead':>8}"
+    )
     for backend in args.backends.split(","):
         r = measure(backend, args.jobs)
         overhead = (r["plain_rate"] / r["batch_rate"] - 1) * 100
