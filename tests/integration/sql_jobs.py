@@ -68,3 +68,23 @@ def read_tally(folder: Path) -> list[Entry]:
             event, job_id, worker, attempt, n, t = parts
             entries.append(Entry(event, job_id, int(worker), int(attempt), int(n), float(t)))
     return entries
+
+
+class Nothing(Job):
+    """A no-op, for measuring what the queue itself costs."""
+
+    def handle(self) -> None:
+        return None
+
+
+class Probe(Job):
+    """Records when it started, for dispatch-to-start latency."""
+
+    sent: float
+
+    def handle(self) -> None:
+        fd = os.open("sql_probe.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, f"{self.sent:.6f} {time.time():.6f}\n".encode())
+        finally:
+            os.close(fd)
