@@ -95,6 +95,18 @@ class Reservation(Protocol):
         ...
 
 
+class AckAndReserve(Protocol):
+    """Optional on a reservation: acknowledge it and claim the next job in one round trip.
+
+    The hot path of a busy worker; a backend that cannot do both atomically leaves it out and
+    the worker acknowledges and reserves separately.
+    """
+
+    def ack_and_reserve(
+        self, queues: Sequence[str], lease: float
+    ) -> tuple[bool, Reservation | None]: ...
+
+
 class FailedJobStore(Protocol):
     def record(self, record: FailedRecord) -> None: ...
     def get(self, id_or_uuid: str) -> FailedRecord | None: ...

@@ -20,6 +20,7 @@ from .. import envelope as envelope_mod
 from .. import retry
 from ..bus.settle import bus_settlement
 from ..drivers.base import Driver, FailedRecord, Reservation, WorkerInfo
+from ..envelope import Envelope
 from ..errors import ConnectionUnavailable, PayloadError
 from ..events import EventBus, JobFailed, JobTimedOut, WorkerLooping, WorkerStopping
 from .executor import Attempt, WorkerDefaults, policy_for
@@ -36,6 +37,8 @@ class _Running:
     reservation: Reservation
     attempt: Attempt
     started: float
+    #: the decoded envelope, or None when the payload is malformed (the executor reports it)
+    envelope: Envelope | None
 
 
 @dataclass(frozen=True)
@@ -94,8 +97,7 @@ class Worker:
                         continue
                     running = self._start(reservation)
                 finished, outcome = running, self._finish(running)
-                running = self._start_next()
-                self._settle(finished.reservation, outcome)
+                running = self._settle_and_start_next(finished, outcome)
                 self._log(finished, outcome)
                 if self.options.once:
                     reason = "--once"
@@ -145,23 +147,40 @@ class Worker:
         )  # fmt: skip
         self.started += 1
         self._current = reservation.id
-        running = _Running(reservation, attempt, time.perf_counter())
+        try:
+            env: Envelope | None = envelope_mod.decode(reservation.payload)
+        except PayloadError:
+            env = None
+        running = _Running(reservation, attempt, time.perf_counter(), env)
         self.runner.start(attempt)
         return running
 
-    def _start_next(self) -> _Running | None:
-        """Claim and start the next job before settling the last one, so that the executor
-        works while this process writes the outcome and the log line."""
-        if self.options.once or self._stop_reason():
-            return None
-        reservation = self._reserve(wait=0.0)
-        return self._start(reservation) if reservation is not None else None
+    def _settle_and_start_next(self, finished: _Running, outcome: Outcome) -> _Running | None:
+        """Settle the finished job and start the next before logging, so the executor works
+        while this process logs; a plain acknowledgement and the next claim share one round
+        trip where the backend can do both."""
+        reservation = finished.reservation
+        want_next = not (self.options.once or self._stop_reason())
+        bus_write = bus_settlement(self.driver, reservation, outcome)
+        combined = getattr(reservation, "ack_and_reserve", None)
+        plain_ack = bus_write is None and outcome.kind in (Kind.COMPLETED, Kind.DISCARDED)
+        if want_next and plain_ack and combined is not None:
+            acked, claimed = self._persist(
+                lambda: combined(self.options.queues, self.options.lease)
+            )
+            if not acked:
+                log.warning("job %s: lease was lost before settling", reservation.id)
+            return self._start(claimed) if claimed is not None else None
+        claimed = self._reserve(wait=0.0) if want_next else None
+        running = self._start(claimed) if claimed is not None else None
+        self._settle(reservation, outcome, bus_write)
+        return running
 
     def _finish(self, running: _Running) -> Outcome:
         reservation, attempt = running.reservation, running.attempt
         try:
             return self.runner.wait(
-                self._timeout_of(attempt), self._ticker(reservation),
+                self._timeout_of(running.envelope), self._ticker(reservation),
                 tick_every=min(1.0, self._renew_every()), wakeup=self.signals.wakeup_fd,
             )  # fmt: skip
         except Interrupted as stop:
@@ -171,20 +190,19 @@ class Worker:
         self.processed += 1
         if self._current == running.reservation.id:
             self._current = None
-        attempt = running.attempt
+        attempt, env = running.attempt, running.envelope
         log.info(
             "%s %s queue=%s attempt=%d %s %.1fms%s",
-            envelope_mod.peek_name(attempt.payload), attempt.id, attempt.queue,
-            attempt.attempts, outcome.kind.value.upper(),
+            env.job if env else "<malformed>", attempt.id, attempt.queue,
+            env.attempts(attempt.attempts) if env else attempt.attempts, outcome.kind.value.upper(),
             (time.perf_counter() - running.started) * 1000,
             f" ({outcome.reason})" if outcome.reason else "",
         )  # fmt: skip
 
-    def _timeout_of(self, attempt: Attempt) -> float | None:
-        try:
-            timeout = policy_for(envelope_mod.decode(attempt.payload), self.defaults).timeout
-        except PayloadError:
+    def _timeout_of(self, env: Envelope | None) -> float | None:
+        if env is None:
             return self.defaults.timeout
+        timeout = policy_for(env, self.defaults).timeout
         return timeout if timeout and timeout > 0 else None
 
     def _renew_every(self) -> float:
@@ -243,8 +261,9 @@ class Worker:
         reason = f"{error_text} ({decision.reason})"
         return Outcome(Kind.FAILED, error=reason, reason=reason)
 
-    def _settle(self, reservation: Reservation, outcome: Outcome) -> None:
-        bus_write = bus_settlement(self.driver, reservation, outcome)
+    def _settle(
+        self, reservation: Reservation, outcome: Outcome, bus_write: Callable[[], bool] | None
+    ) -> None:
         if bus_write is not None:  # chain hand-over / batch counters, atomic with the outcome
             done = self._persist(bus_write)
         elif outcome.kind is Kind.RELEASED:

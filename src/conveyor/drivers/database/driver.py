@@ -179,20 +179,20 @@ class DatabaseDriver:
             self.dialect.wait_for_jobs(self._connection(), min(remaining, due))
 
     def _claim(self, queues: Sequence[str], lease: float) -> SQLReservation | None:
+        return self.run(lambda cur: self.claim_in(queues, lease))
+
+    def claim_in(self, queues: Sequence[str], lease: float) -> SQLReservation | None:
+        """Claim inside the caller's transaction (a reserve, or an ack that claims the next)."""
         token = uuid.uuid4().hex
-
-        def claim(cur: Any) -> SQLReservation | None:
-            conn = self._connection()
-            now = self.dialect.now(conn)
-            for queue in queues:
-                row = self.dialect.claim(conn, queue, now, now + lease, token)
-                if row is not None:
-                    job_id, payload, attempts = row
-                    data = payload.encode() if isinstance(payload, str) else bytes(payload)
-                    return SQLReservation(self, str(job_id), queue, data, int(attempts), token)
-            return None
-
-        return self.run(claim)
+        conn = self._connection()
+        now = self.dialect.now(conn)
+        for queue in queues:
+            row = self.dialect.claim(conn, queue, now, now + lease, token)
+            if row is not None:
+                job_id, payload, attempts = row
+                data = payload.encode() if isinstance(payload, str) else bytes(payload)
+                return SQLReservation(self, str(job_id), queue, data, int(attempts), token)
+        return None
 
     def _seconds_until_due(self, queues: Sequence[str]) -> float:
         marks = ", ".join("?" for _ in queues)
@@ -331,6 +331,20 @@ class SQLReservation:
             return True
 
         return self._driver.run(delete)
+
+    def ack_and_reserve(
+        self, queues: Sequence[str], lease: float
+    ) -> tuple[bool, SQLReservation | None]:
+        """Acknowledge and claim the next job in one transaction: one commit per job."""
+
+        def both(cur: Any) -> tuple[bool, SQLReservation | None]:
+            cur.execute(
+                self._driver.sql("DELETE FROM conveyor_jobs WHERE id = ? AND token = ?"),
+                (self.id, self.token),
+            )
+            return cur.rowcount == 1, self._driver.claim_in(queues, lease)
+
+        return self._driver.run(both)
 
     def release(self, delay: float, payload: bytes | None = None) -> bool:
         now = self._driver.now()
