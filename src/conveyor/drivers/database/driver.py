@@ -179,11 +179,18 @@ class DatabaseDriver:
             self.dialect.wait_for_jobs(self._connection(), min(remaining, due))
 
     def _claim(self, queues: Sequence[str], lease: float) -> SQLReservation | None:
-        return self.run(lambda cur: self.claim_in(queues, lease))
-
-    def claim_in(self, queues: Sequence[str], lease: float) -> SQLReservation | None:
-        """Claim inside the caller's transaction (a reserve, or an ack that claims the next)."""
         token = uuid.uuid4().hex
+        return self.run(lambda cur: self.claim_in(queues, lease, token))
+
+    def claim_in(
+        self, queues: Sequence[str], lease: float, token: str | None = None
+    ) -> SQLReservation | None:
+        """Claim inside the caller's transaction (a reserve, or an ack that claims the next).
+
+        A retry passes the first try's ``token``: if that try committed but its answer was lost
+        with the connection, the dialect finds the job it reserved instead of orphaning it.
+        """
+        token = token or uuid.uuid4().hex
         conn = self._connection()
         now = self.dialect.now(conn)
         for queue in queues:
@@ -336,13 +343,14 @@ class SQLReservation:
         self, queues: Sequence[str], lease: float
     ) -> tuple[bool, SQLReservation | None]:
         """Acknowledge and claim the next job in one transaction: one commit per job."""
+        token = uuid.uuid4().hex
 
         def both(cur: Any) -> tuple[bool, SQLReservation | None]:
             cur.execute(
                 self._driver.sql("DELETE FROM conveyor_jobs WHERE id = ? AND token = ?"),
                 (self.id, self.token),
             )
-            return cur.rowcount == 1, self._driver.claim_in(queues, lease)
+            return cur.rowcount == 1, self._driver.claim_in(queues, lease, token)
 
         return self._driver.run(both)
 
