@@ -9,23 +9,38 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from .. import envelope as envelope_mod
 from ..drivers.base import Driver, FailedRecord, Reservation
 from ..envelope import Envelope
 from ..errors import ConveyorError, PayloadError
 from ..worker.outcome import Kind, Outcome
-from .batch_store import Settlement, store_for
+from .batch_store import BatchStore, Settlement, store_for
 from .firing import Failure, callback_message, event_messages
 from .links import link_message
 
 log = logging.getLogger("conveyor.bus")
 
 
-def bus_settlement(
-    driver: Driver, reservation: Reservation, outcome: Outcome
-) -> Callable[[], bool] | None:
+class BusWrite:
+    """The write that settles a chained or batched job. Calling it settles; ``ack_and_reserve``
+    (None where the store cannot) settles and claims the next job in the same transaction, as a
+    plain acknowledgement does."""
+
+    def __init__(
+        self,
+        settle: Callable[[], bool],
+        combined: Callable[[Sequence[str], float], tuple[bool, Reservation | None]] | None = None,
+    ) -> None:
+        self._settle = settle
+        self.ack_and_reserve = combined
+
+    def __call__(self) -> bool:
+        return self._settle()
+
+
+def bus_settlement(driver: Driver, reservation: Reservation, outcome: Outcome) -> BusWrite | None:
     """The write that settles a chained or batched job, or None for a plain job."""
     if outcome.kind is Kind.RELEASED:
         return None
@@ -48,7 +63,7 @@ def _members(env: Envelope) -> int:
 
 def _settlement(
     driver: Driver, reservation: Reservation, outcome: Outcome, env: Envelope
-) -> Callable[[], bool] | None:
+) -> BusWrite | None:
     member = env.batch_id if env.batch_id and not env.batch_callback else None
     if not env.chain and not env.chain_catch and member is None:
         return None
@@ -64,19 +79,45 @@ def _settlement(
             callback_message(spec, "chain_catch", batch_id=None, failure=failure, **where)
             for spec in env.chain_catch or ()
         )
-        if member is None and not catch:
-            return lambda: reservation.fail(record)
         settlement = Settlement(
             member, record=record, on_failure=catch, dropped=_members(env) if member else 0
         )
     else:
         chain = env.chain or []
         successors = (link_message(chain[0], chain[1:], env.chain_catch),) if chain else ()
-        if member is None:
-            return lambda: reservation.ack(successors)
         settlement = Settlement(member, successors=successors)
-    store = store_for(driver)
-    return lambda: store.settle(reservation, settlement, event_messages)
+    return _write(driver, reservation, settlement)
+
+
+def _write(driver: Driver, reservation: Reservation, settlement: Settlement) -> BusWrite:
+    """Through the batch store when it is needed or when it can claim the next job as well;
+    through the driver's own ack / fail for a plain chain elsewhere (Redis Cluster too)."""
+    try:
+        store: BatchStore | None = store_for(driver)
+    except ConveyorError:
+        store = None
+    combined = getattr(store, "settle_and_reserve", None)
+    needs_store = settlement.batch_id is not None or bool(settlement.on_failure)
+    if store is None or (combined is None and not needs_store):
+        if needs_store:
+            store_for(driver)  # raises: this backend cannot settle it exactly
+        if settlement.record is None:
+            return BusWrite(lambda: reservation.ack(settlement.successors))
+        record = settlement.record
+        return BusWrite(lambda: reservation.fail(record))
+    found = store
+
+    def both(queues: Sequence[str], lease: float) -> tuple[bool, Reservation | None]:
+        assert combined is not None
+        result: tuple[bool, Reservation | None] = combined(
+            reservation, settlement, event_messages, queues, lease
+        )
+        return result
+
+    return BusWrite(
+        lambda: found.settle(reservation, settlement, event_messages),
+        both if combined is not None else None,
+    )
 
 
 def batch_cancelled(batch_id: str, connection: str) -> bool:

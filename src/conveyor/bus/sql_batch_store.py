@@ -198,25 +198,41 @@ class SQLBatchStore:
 
     # --- job outcomes -------------------------------------------------------------------------
     def settle(self, reservation: Reservation, settlement: Settlement, fire: Fire) -> bool:
-        def write(cur: Any) -> bool:
-            cur.execute(
-                self._sql("DELETE FROM conveyor_jobs WHERE id = ? AND token = ?"),
-                (reservation.id, reservation.token),
-            )
-            if cur.rowcount != 1:
-                return False
-            if settlement.record is not None:
-                self._driver.failed.insert(cur, settlement.record)
-            messages = list(
-                settlement.successors if settlement.succeeded else settlement.on_failure
-            )
-            if settlement.batch_id is not None:
-                messages.extend(self._count(cur, reservation.id, settlement, fire))
-            if messages:
-                self._driver.insert_messages(cur, messages)
-            return True
+        return self._driver.run(lambda cur: self._settle_in(cur, reservation, settlement, fire))
 
-        return self._driver.run(write)
+    def settle_and_reserve(
+        self,
+        reservation: Reservation,
+        settlement: Settlement,
+        fire: Fire,
+        queues: Sequence[str],
+        lease: float,
+    ) -> tuple[bool, Reservation | None]:
+        """Settle and claim the next job in one transaction, as a plain acknowledgement does."""
+
+        def both(cur: Any) -> tuple[bool, Reservation | None]:
+            settled = self._settle_in(cur, reservation, settlement, fire)
+            return settled, self._driver.claim_in(queues, lease)
+
+        return self._driver.run(both)
+
+    def _settle_in(
+        self, cur: Any, reservation: Reservation, settlement: Settlement, fire: Fire
+    ) -> bool:
+        cur.execute(
+            self._sql("DELETE FROM conveyor_jobs WHERE id = ? AND token = ?"),
+            (reservation.id, reservation.token),
+        )
+        if cur.rowcount != 1:
+            return False
+        if settlement.record is not None:
+            self._driver.failed.insert(cur, settlement.record)
+        messages = list(settlement.successors if settlement.succeeded else settlement.on_failure)
+        if settlement.batch_id is not None:
+            messages.extend(self._count(cur, reservation.id, settlement, fire))
+        if messages:
+            self._driver.insert_messages(cur, messages)
+        return True
 
     def _count(self, cur: Any, job_id: str, settlement: Settlement, fire: Fire) -> list[Message]:
         """Update the counters in one statement; return the messages of the events it fired."""
