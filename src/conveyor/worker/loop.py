@@ -162,9 +162,12 @@ class Worker:
         reservation = finished.reservation
         want_next = not (self.options.once or self._stop_reason())
         bus_write = bus_settlement(self.driver, reservation, outcome)
-        combined = getattr(reservation, "ack_and_reserve", None)
         plain_ack = bus_write is None and outcome.kind in (Kind.COMPLETED, Kind.DISCARDED)
-        if want_next and plain_ack and combined is not None:
+        # a chained or batched job settles through the bus, which may claim the next job too
+        combined = getattr(
+            bus_write if bus_write is not None else reservation, "ack_and_reserve", None
+        )
+        if want_next and (plain_ack or bus_write is not None) and combined is not None:
             acked, claimed = self._persist(
                 lambda: combined(self.options.queues, self.options.lease)
             )
