@@ -31,9 +31,11 @@ from conveyor.worker.process import ChildRunner
 
 class Noop(Job):
     n: int
+    work: float = 0.0
 
     def handle(self) -> None:
-        pass
+        if self.work:
+            time.sleep(self.work)
 
 
 def _url(backend: str, folder: Path) -> tuple[str, Callable[[], None]]:
@@ -106,16 +108,16 @@ def drain(app: Conveyor) -> float:
     return time.perf_counter() - started
 
 
-def measure(backend: str, jobs: int) -> dict[str, float]:
+def measure(backend: str, jobs: int, work: float) -> dict[str, float]:
     with app_on(backend) as app:
         app.driver().size("default")  # connect (and migrate) before timing
-        pending = batch([Noop(n=i) for i in range(jobs)]).name("bench")
+        pending = batch([Noop(n=i, work=work) for i in range(jobs)]).name("bench")
         with counting(app) as calls:
             started = time.perf_counter()
             pending.dispatch()
             dispatch_time = time.perf_counter() - started
         batch_drain = drain(app)
-        dispatch_many([Noop(n=i) for i in range(jobs)])
+        dispatch_many([Noop(n=i, work=work) for i in range(jobs)])
         plain_drain = drain(app)
     return {
         "dispatch_s": dispatch_time, "round_trips": calls[0],
@@ -127,12 +129,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", default="sqlite,postgres,mysql,redis")
     parser.add_argument("--jobs", type=int, default=10_000)
+    parser.add_argument("--work-ms", type=float, default=0.0, help="each job sleeps this long")
     args = parser.parse_args()
     print(
         f"{'backend':<9} {'dispatch':>9} {'trips':>6} {'plain/s':>8} {'batch/s':>8} {'overhead':>8}"
     )
     for backend in args.backends.split(","):
-        r = measure(backend, args.jobs)
+        r = measure(backend, args.jobs, args.work_ms / 1000)
         overhead = (r["plain_rate"] / r["batch_rate"] - 1) * 100
         print(
             f"{backend:<9} {r['dispatch_s'] * 1000:>7.0f}ms {r['round_trips']:>6.0f}"

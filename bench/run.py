@@ -100,6 +100,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--n-io", type=int, help="jobs in the I/O-bound drain")
     p.add_argument("--reps", type=int, help="repetitions (the table shows the median)")
     p.add_argument("--latency-samples", type=int, help="jobs in the latency scenario")
+    p.add_argument("--render", metavar="JSON", help="only rewrite the .md and .svg of a run")
     return p.parse_args()
 
 
@@ -151,6 +152,8 @@ def run(cfg: Config, args: argparse.Namespace) -> dict[str, Any]:
                 results["targets"][t.label]["reps"].append(measured)
                 print(f"[{rep + 1}/{cfg.reps}] {t.label}: {_brief(measured)} "
                       f"({time.monotonic() - began:.0f}s)", flush=True)  # fmt: skip
+            if rep + 1 < cfg.reps:
+                write(results, stamp, quiet=True)
     finally:
         for t in found:
             try:
@@ -158,9 +161,6 @@ def run(cfg: Config, args: argparse.Namespace) -> dict[str, Any]:
             except BenchError as exc:
                 print(f"teardown of {t.label}: {exc}", file=sys.stderr)
         servers.drop_databases()
-    results["machine"]["load_end"] = list(os.getloadavg())
-    for t in results["targets"].values():
-        t["summary"] = report.summarize(t["reps"])
     write(results, stamp)
     return results
 
@@ -172,27 +172,48 @@ def _brief(measured: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
-def write(results: dict[str, Any], stamp: str) -> None:
+def _subtitle(results: dict[str, Any]) -> str:
+    m, c = results["machine"], results["config"]
+    return (f"{m['cpu']}, {m['cores']} cores; N={c['n']:,}, median of {c['reps']}; "
+            f"{results['started']}")  # fmt: skip
+
+
+def write(results: dict[str, Any], stamp: str, quiet: bool = False) -> None:
+    """Write the files; called after every repetition too, so a stopped run keeps its data."""
+    results["machine"]["load_end"] = list(os.getloadavg())
+    for t in results["targets"].values():
+        t["summary"] = report.summarize(t["reps"])
     RESULTS.mkdir(exist_ok=True)
     summaries = {label: t["summary"] for label, t in results["targets"].items()}
-    m, c = results["machine"], results["config"]
-    subtitle = (f"{m['cpu']}, {m['cores']} cores; N={c['n']:,}, median of {c['reps']}; "
-                f"{results['started']}")  # fmt: skip
     files = {
         "json": json.dumps(results, indent=2, default=str),
         "md": report.markdown(results),
-        "svg": chart.render(summaries, subtitle),
+        "svg": chart.render(summaries, _subtitle(results)),
     }
     for ext, text in files.items():
         path = RESULTS / f"{stamp}.{ext}"
         path.write_text(text)
         shutil.copyfile(path, RESULTS / f"latest.{ext}")
-    print(f"\nwrote bench/results/{stamp}.md, .json, .svg (and latest.*)\n")
-    print(files["md"])
+    if not quiet:
+        print(f"\nwrote bench/results/{stamp}.md, .json, .svg (and latest.*)\n")
+        print(files["md"])
+
+
+def render(path: Path) -> None:
+    results = json.loads(path.read_text())
+    for t in results["targets"].values():
+        t["summary"] = report.summarize(t["reps"])
+    summaries = {label: t["summary"] for label, t in results["targets"].items()}
+    path.with_suffix(".md").write_text(report.markdown(results))
+    path.with_suffix(".svg").write_text(chart.render(summaries, _subtitle(results)))
+    print(f"wrote {path.with_suffix('.md')} and .svg")
 
 
 def main() -> None:
     args = parse()
+    if args.render:
+        render(Path(args.render))
+        return
     run(config(args), args)
 
 

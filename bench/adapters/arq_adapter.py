@@ -25,7 +25,11 @@ class WorkerSettings:
     redis_settings = RedisSettings.from_dsn(broker_url())
 
 
-class WorkerSettingsOne(WorkerSettings):
+class WorkerSettingsOne:
+    """arq reads only a settings class's own attributes, so nothing is inherited here."""
+
+    functions = WorkerSettings.functions
+    redis_settings = WorkerSettings.redis_settings
     max_jobs = 1
 
 

@@ -21,15 +21,16 @@ from adapters.base import broker_url, venv_bin
 
 
 @asynccontextmanager
-async def main() -> AsyncIterator[PgQueuer]:
+async def main(limit: int = 0) -> AsyncIterator[PgQueuer]:
+    """The worker factory; ``limit`` 0 is PgQueuer's default (no per-entrypoint limit)."""
     conn = await asyncpg.connect(broker_url())
     pgq = PgQueuer(AsyncpgDriver(conn))
 
-    @pgq.entrypoint("noop")
+    @pgq.entrypoint("noop", concurrency_limit=limit)
     async def noop_job(job: Job) -> None:
         noop(float(job.payload or b"0"))
 
-    @pgq.entrypoint("io")
+    @pgq.entrypoint("io", concurrency_limit=limit)
     async def io_job(job: Job) -> None:
         await io_sleep_async(float(job.payload or b"0"))
 
@@ -37,6 +38,11 @@ async def main() -> AsyncIterator[PgQueuer]:
         yield pgq
     finally:
         await conn.close()
+
+
+def main_one() -> Any:
+    """One job at a time: PgQueuer's CLI wants max tasks >= 2 x batch, so limit per entrypoint."""
+    return main(limit=1)
 
 
 class Adapter(Base):
@@ -53,8 +59,9 @@ class Adapter(Base):
         self.queries: Any = None
 
     def worker_command(self, mode: str) -> list[str]:
-        cmd = [venv_bin("pgq"), "run", "adapters.pgqueuer_adapter:main"]
-        return [*cmd, "--batch-size", "1", "--max-concurrent-tasks", "1"] if mode == "one" else cmd
+        if mode == "one":
+            return [venv_bin("pgq"), "run", f"{__name__}:main_one", "--batch-size", "1"]
+        return [venv_bin("pgq"), "run", f"{__name__}:main"]
 
     async def _connect(self) -> None:
         if self.conn is None:

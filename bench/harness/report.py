@@ -63,6 +63,10 @@ def advantage(metric: Metric, conveyor: float, other: float) -> float | None:
     return conveyor / other if metric.higher_is_better else other / conveyor
 
 
+def _load(values: list[float] | None) -> str:
+    return " / ".join(f"{v:.2f}" for v in values) if values else "?"
+
+
 def _fmt(value: float) -> str:
     if value >= 100:
         return f"{value:,.0f}"
@@ -116,8 +120,8 @@ def markdown(results: dict[str, Any]) -> str:
     parts = [
         f"# Benchmark run {results['started']}",
         "",
-        f"Machine: {machine['cpu']}, {machine['cores']} cores, load average at start "
-        f"{machine['load_start']}, at end {machine.get('load_end', '?')}; Python "
+        f"Machine: {machine['cpu']}, {machine['cores']} cores, load average (1, 5, 15 min) at "
+        f"start {_load(machine['load_start'])}, at end {_load(machine.get('load_end'))}; Python "
         f"{machine['python']}; servers: {', '.join(machine['servers'].values())}.",
         f"N = {cfg['n']:,} no-op jobs ({cfg['n_io']:,} for I/O), {cfg['reps']} repetition(s), "
         f"latency over {cfg['latency_samples']} jobs {cfg['latency_pace'] * 1000:g} ms apart. "
