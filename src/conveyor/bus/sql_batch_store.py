@@ -33,6 +33,7 @@ _COLUMNS = (
     " cancelled_at, finished_at, then_token, catch_token, finally_token"
 )
 _SELECT = f"SELECT {_COLUMNS} FROM conveyor_batches"
+_TOKENS = "then_token, catch_token, finally_token"
 _SUCCEEDED = (
     "UPDATE conveyor_batches SET"
     " then_token = CASE WHEN then_token IS NULL AND cancelled_at IS NULL AND pending_jobs <= 1"
@@ -77,13 +78,13 @@ def _record(row: Sequence[Any], failed_ids: Sequence[str] = ()) -> BatchRecord:
         failed_jobs=int(row[4]), allow_failures=bool(row[5]),
         options=_decode_options.decode(_text(row[6]).encode()), created_at=float(row[7]),
         cancelled_at=_float(row[8]), finished_at=_float(row[9]), failed_job_ids=tuple(failed_ids),
-        fired=_fired(row, lambda token: token is not None),
+        fired=_fired(row[10:13], lambda token: token is not None),
     )  # fmt: skip
 
 
-def _fired(row: Sequence[Any], test: Callable[[Any], bool]) -> frozenset[str]:
-    """The events whose token column in ``row`` passes ``test``."""
-    return frozenset(event for event, token in zip(EVENTS, row[10:13], strict=True) if test(token))
+def _fired(tokens: Sequence[Any], test: Callable[[Any], bool]) -> frozenset[str]:
+    """The events whose token (then, catch, finally) passes ``test``."""
+    return frozenset(event for event, token in zip(EVENTS, tokens, strict=True) if test(token))
 
 
 class SQLBatchStore:
@@ -240,7 +241,7 @@ class SQLBatchStore:
         # the worker's clock: these timestamps are only shown, and reading the server's would
         # cost a round trip per job on some servers
         token, now = uuid.uuid4().hex, time.time()
-        returning = f" RETURNING {_COLUMNS}" if self._returning else ""
+        returning = f" RETURNING {_TOKENS}" if self._returning else ""
         if settlement.succeeded:
             cur.execute(self._sql(_SUCCEEDED + returning), (token, token, now, batch_id))
         else:
@@ -251,16 +252,19 @@ class SQLBatchStore:
                 (new, token, done, token, done, now, new, now, new, settlement.dropped, batch_id),
             )
         if not self._returning:
-            cur.execute(self._sql(f"{_SELECT} WHERE id = ?"), (batch_id,))
-        row = cur.fetchone()
-        if row is None:
+            cur.execute(
+                self._sql(f"SELECT {_TOKENS} FROM conveyor_batches WHERE id = ?"), (batch_id,)
+            )
+        tokens = cur.fetchone()
+        if tokens is None:
             return []
-        fired = frozenset(
-            event for event, mark in zip(EVENTS, row[10:13], strict=True) if mark == token
-        )
+        fired = _fired(tokens, lambda mark: mark == token)
         if not fired:
             return []
-        return fire(_record(row, self._failed_ids(cur, str(batch_id))), fired, settlement)
+        cur.execute(self._sql(f"{_SELECT} WHERE id = ?"), (batch_id,))
+        return fire(
+            _record(cur.fetchone(), self._failed_ids(cur, str(batch_id))), fired, settlement
+        )
 
     def _record_failure(self, cur: Any, batch_id: str, job_id: str, now: float) -> int:
         """1 if this job is newly failed, 0 if it already counted as failed."""
