@@ -40,7 +40,6 @@ class Envelope(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_f
     #: True for a job fired as a batch's then/catch/finally callback: it reaches the batch
     #: through ``batch_id`` but is not one of its jobs, so it is neither counted nor skipped
     batch_callback: bool = False
-    encrypted: bool = False
     v: int = 1
 
     def with_exception_counted(self) -> Envelope:
