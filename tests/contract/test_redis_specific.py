@@ -155,6 +155,98 @@ def test_a_claim_retried_after_a_lost_reply_gets_the_same_job(driver: RedisDrive
     assert driver.size("q") == QueueSize(1, 0, 1)
 
 
+def test_ack_and_reserve_acks_and_claims_in_priority_order(driver: RedisDriver) -> None:
+    """On a cluster ``high`` and ``low`` live in different slots: ack, then claim, as two calls."""
+    first, low, high = message("low"), message("low"), message("high")
+    driver.push_many([first, low])
+    held = driver.reserve(["low"], 30)
+    assert held is not None and held.id == first.id
+    driver.push(high)
+    acked, claimed = held.ack_and_reserve(["high", "low"], 30)
+    assert acked and claimed is not None
+    assert (claimed.id, claimed.queue, claimed.attempts) == (high.id, "high", 1)
+    assert driver.size("low") == QueueSize(1, 0, 0)
+    acked, claimed = claimed.ack_and_reserve(["high", "low"], 30)
+    assert acked and claimed is not None and claimed.id == low.id
+    assert claimed.ack_and_reserve(["high", "low"], 30) == (True, None)
+    assert driver.size("low").total == driver.size("high").total == 0
+
+
+def test_ack_and_reserve_with_a_lost_lease_removes_nothing(driver: RedisDriver) -> None:
+    driver.push(message("q"))
+    stale = driver.reserve(["q"], 0.2)
+    assert stale is not None
+    time.sleep(0.3)
+    owner = driver.reserve(["q"], 30)
+    assert owner is not None and owner.id == stale.id and owner.attempts == 2
+    driver.push(message("q"))
+    acked, claimed = stale.ack_and_reserve(["q"], 30)
+    assert not acked and claimed is not None and claimed.id != stale.id
+    assert driver.size("q") == QueueSize(0, 0, 2)
+    assert owner.ack()
+
+
+def test_ack_and_reserve_retried_after_a_lost_reply_gets_the_same_job(
+    driver: RedisDriver,
+) -> None:
+    driver.push_many([message("q"), message("q"), message("q")])
+    held = driver.reserve(["q"], 30)
+    assert held is not None
+    k = driver.keys("q")
+    keys = [*k.for_settle(), k.payload, k.attempts, *k.for_reserve()]
+    args = [held.id, held.token, "30", "lost-reply", 100]
+    first = driver.conn.eval("ack_reserve", keys, args)
+    again = driver.conn.eval("ack_reserve", keys, args)
+    assert (first[0], again[0]) == (1, 0)
+    assert again[1:5] == first[1:5] and int(first[4]) == 1
+    assert driver.size("q") == QueueSize(1, 0, 1)
+
+
+def test_ack_and_reserve_is_one_script_call(private: RedisServer) -> None:
+    drv = single.open_driver(private.url, single.new_prefix())
+    drv.push_many([message("q"), message("q")])
+    held = drv.reserve(["q"], 30)
+    assert held is not None
+    before = commands(private, "evalsha")
+    acked, claimed = held.ack_and_reserve(["q"], 30)
+    assert acked and claimed is not None
+    assert commands(private, "evalsha") - before == 1
+
+
+def test_a_woken_wait_claims_in_the_same_round_trip(private: RedisServer) -> None:
+    drv = single.open_driver(private.url, single.new_prefix())
+    drv.push(message("warm-up"))
+    got: list[object] = []
+    waiter = threading.Thread(target=lambda: got.append(drv.reserve(["q"], 30, wait=5)))
+    waiter.start()
+    time.sleep(0.3)
+    with private.client() as c:
+        blocked = [b for b in c.client_list() if "b" in b["flags"]]
+    # the claim is already at the server, queued behind the wait, not sent after it ends
+    assert [(b["cmd"], int(b["qbuf"]) > 0) for b in blocked] == [("blpop", True)]
+    sent = message("q")
+    single.open_driver(private.url, drv.prefix).push(sent)
+    waiter.join(10)
+    assert [getattr(r, "id", None) for r in got] == [sent.id]
+
+
+def test_a_wait_whose_script_the_server_forgot_still_claims(private: RedisServer) -> None:
+    drv = single.open_driver(private.url, single.new_prefix())
+    drv.push(message("warm-up"))
+    got: list[object] = []
+    waiter = threading.Thread(target=lambda: got.append(drv.reserve(["q"], 30, wait=5)))
+    waiter.start()
+    time.sleep(0.3)
+    with private.client() as c:
+        c.script_flush()
+        c.lpush(drv.keys("q").notify, "1")  # wakes the waiter into a script Redis has lost
+    time.sleep(0.3)
+    sent = message("q")
+    single.open_driver(private.url, drv.prefix).push(sent)
+    waiter.join(10)
+    assert [getattr(r, "id", None) for r in got] == [sent.id]
+
+
 def test_a_wait_ends_when_a_lease_runs_out(driver: RedisDriver) -> None:
     driver.push(message("q"))
     first = driver.reserve(["q"], 0.3)

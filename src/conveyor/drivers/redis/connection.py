@@ -225,14 +225,35 @@ class RedisConnection:
         sha = self.scripts[name].sha
         if self.cluster:
             return self.run(lambda: self.client.evalsha(sha, len(keys), *keys, *args))
-        return self.run(lambda: self._direct("EVALSHA", sha, len(keys), *keys, *args))
+        return self.run(lambda: self._direct(("EVALSHA", sha, len(keys), *keys, *args))[0])
 
-    def _direct(self, *command: Any) -> Any:
-        """One command on a connection from this object's own free list.
+    def eval_after_wait(
+        self, lists: Sequence[str], seconds: float, name: str, keys: Sequence[str],
+        args: Sequence[Any],
+    ) -> Any:  # fmt: skip
+        """``BLPOP lists seconds`` and then a script, written together (one server only).
+
+        Redis holds a blocked client's next command until the wait ends, then runs it at
+        once: a worker woken by a dispatch gets its claim in the same reply. A failure of
+        the wait only ends it early; the script then runs alone, under the retry rule.
+        """
+        wait = ("BLPOP", *lists, repr(float(seconds)))
+        script = ("EVALSHA", self.scripts[name].sha, len(keys), *keys, *args)
+        try:
+            return self._direct(wait, script)[1]
+        except rex.NoScriptError:
+            pass
+        except TRANSIENT as exc:
+            log.debug("%s: wait ended early: %s", self.describe, exc)
+        return self.eval(name, keys, args)
+
+    def _direct(self, *commands: tuple[Any, ...]) -> list[Any]:
+        """Commands written at once to a connection from this object's own free list.
 
         On loopback, redis-py's pool checkout and command wrappers cost more CPU than the
         round trip itself; scripts need none of them (no reply callbacks), so the hot path
-        talks to a connection directly. A connection that failed is dropped, never reused.
+        talks to a connection directly. A connection that failed is dropped, never reused;
+        one whose command was refused is reused once every reply has been read.
         """
         if self._pid != os.getpid():
             self._idle, self._pid = [], os.getpid()
@@ -241,17 +262,23 @@ class RedisConnection:
         except IndexError:
             pool = self.client.connection_pool
             conn = pool.connection_class(**pool.connection_kwargs)
+        replies: list[Any] = []
+        refused: rex.ResponseError | None = None
         try:
-            conn.send_command(*command)
-            reply = conn.read_response()
-        except rex.ResponseError:
-            self._idle.append(conn)
-            raise
+            conn.send_packed_command(conn.pack_commands(commands))
+            for _ in commands:
+                try:
+                    replies.append(conn.read_response())
+                except rex.ResponseError as exc:
+                    refused = refused or exc
+                    replies.append(exc)
         except BaseException:
             conn.disconnect()
             raise
         self._idle.append(conn)
-        return reply
+        if refused is not None:
+            raise refused
+        return replies
 
     def load_scripts(self) -> None:
         for script in self.scripts.values():

@@ -10,10 +10,10 @@ so starts a new job within a round trip of its dispatch without polling.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
-import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ...errors import ConnectionUnavailable
@@ -48,6 +48,7 @@ class RedisDriver:
         self.failed = RedisFailedStore(conn, FailedKeys.of(prefix))
         self.block_cap = min(block_for, conn.block_cap) if block_for else conn.block_cap
         self._keys: dict[str, QueueKeys] = {}
+        self._reserve_keys_of: dict[tuple[str, ...], list[str]] = {}
         self._registered: set[str] = set()
         self._turn = 0
         #: per thread: the token of a claim whose reply never came (a driver serves threads)
@@ -103,57 +104,104 @@ class RedisDriver:
         self, queues: Sequence[str], lease: float, wait: float = 0.0
     ) -> RedisReservation | None:
         deadline = time.monotonic() + wait
-        while True:
-            found, soonest = self._claim(queues, lease)
-            if found is not None:
-                return found
+        found, soonest = self._claim(queues, lease)
+        while found is None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
             pause = min(remaining, self.block_cap, soonest if soonest >= 0 else remaining)
-            if pause >= 0.001:
-                self._block(queues, pause)
+            found, soonest = self._wait_and_claim(queues, lease, pause)
+        return found
+
+    def _wait_and_claim(
+        self, queues: Sequence[str], lease: float, seconds: float
+    ) -> tuple[RedisReservation | None, float]:
+        """Wait up to ``seconds`` for a wake-up token on the queues' notify lists, then claim.
+
+        On one server the wait (BLPOP) and the claim travel in one write: Redis runs the claim
+        the moment the wait ends, so a worker woken by a dispatch needs no second round trip.
+        """
+        if seconds < 0.001:
+            return self._claim(queues, lease)
+        if self.conn.cluster:
+            self._block(queues, seconds)
+            return self._claim(queues, lease)
+        notify = [self.keys(q).notify for q in queues]
+        return self._claim_with(
+            queues, lease, lambda k, a: self.conn.eval_after_wait(notify, seconds, "reserve", k, a)
+        )
 
     def _claim(self, queues: Sequence[str], lease: float) -> tuple[RedisReservation | None, float]:
         """One reserve script call per group of queues: all at once on one server, one by one
         (in priority order) on a cluster, where each queue may live on another node."""
-        groups = [[q] for q in queues] if self.conn.cluster else [list(queues)]
+        groups = [(q,) for q in queues] if self.conn.cluster else [queues]
         soonest = -1.0
         for group in groups:
-            keys = [k for q in group for k in self.keys(q).for_reserve()]
-            # kept until a reply arrives: a call whose reply was lost is retried with the same
-            # token, and the script then hands back what that call claimed (see reserve.lua)
-            token = getattr(self._pending, "token", None) or uuid.uuid4().hex
-            self._pending.token = token
-            reply = self.conn.eval("reserve", keys, [repr(float(lease)), token, MIGRATE_LIMIT])
-            self._pending.token = None
-            if reply[-1]:
-                self._flush_handoffs(group)
-            if reply[0]:
-                queue = group[int(reply[0]) - 1]
-                reservation = RedisReservation(
-                    self, self.keys(queue), reply[1].decode(), reply[2], int(reply[3]), token, lease
-                )  # fmt: skip
-                return reservation, soonest
-            due = float(reply[1])
+            found, due = self._claim_with(
+                group, lease, lambda k, a: self.conn.eval("reserve", k, a)
+            )
+            if found is not None:
+                return found, soonest
             if due >= 0 and (soonest < 0 or due < soonest):
                 soonest = due
         return None, soonest
 
+    def claim_after_ack(
+        self, settle_keys: list[str], settle_args: list[Any], queues: Sequence[str], lease: float
+    ) -> tuple[bool, RedisReservation | None]:
+        """Acknowledge a job and claim the next from ``queues`` in one script (one slot)."""
+        acked = False
+
+        def send(keys: list[str], args: list[Any]) -> Any:
+            nonlocal acked
+            reply = self.conn.eval("ack_reserve", [*settle_keys, *keys], [*settle_args, *args])
+            acked = bool(reply[0])
+            return reply[1:]
+
+        found, _ = self._claim_with(queues, lease, send)
+        return acked, found
+
+    def _claim_with(
+        self, queues: Sequence[str], lease: float, send: Callable[[list[str], list[Any]], Any]
+    ) -> tuple[RedisReservation | None, float]:
+        """Run a claiming script through ``send``; the job claimed, or when the next is due."""
+        # kept until a reply arrives: a call whose reply was lost is retried with the same
+        # token, and the script then hands back what that call claimed (see lib_claim.lua)
+        token = getattr(self._pending, "token", None) or os.urandom(16).hex()
+        self._pending.token = token
+        reply = send(self._reserve_keys(queues), [repr(float(lease)), token, MIGRATE_LIMIT])
+        self._pending.token = None
+        if reply[-1]:
+            self._flush_handoffs(queues)
+        if not reply[0]:
+            return None, float(reply[1])
+        keys = self.keys(queues[int(reply[0]) - 1])
+        return RedisReservation(
+            self, keys, reply[1].decode(), reply[2], int(reply[3]), token, lease
+        ), -1.0  # fmt: skip
+
+    def _reserve_keys(self, queues: Sequence[str]) -> list[str]:
+        group = tuple(queues)
+        found = self._reserve_keys_of.get(group)
+        if found is None:
+            found = [k for q in group for k in self.keys(q).for_reserve()]
+            self._reserve_keys_of[group] = found
+        return found
+
     def _block(self, queues: Sequence[str], seconds: float) -> None:
-        """Wait for a wake-up token on the queues' notify lists (BLPOP), up to ``seconds``.
+        """Cluster mode: wait for a wake-up token (BLPOP) up to ``seconds``, on one slot's
+        notify lists at a time when the queues span several slots.
 
         A failure here only ends the wait early: the next claim goes through the retry rule.
         """
-        notify = [self.keys(q).notify for q in queues]
-        if self.conn.cluster:
-            slots: dict[int, list[str]] = {}
-            for q in queues:
-                slots.setdefault(self.keys(q).slot, []).append(self.keys(q).notify)
-            if len(slots) > 1:
-                groups = list(slots.values())
-                self._turn = (self._turn + 1) % len(groups)
-                notify, seconds = groups[self._turn], min(seconds, CLUSTER_SLICE)
+        slots: dict[int, list[str]] = {}
+        for q in queues:
+            slots.setdefault(self.keys(q).slot, []).append(self.keys(q).notify)
+        groups = list(slots.values())
+        self._turn = (self._turn + 1) % len(groups)
+        notify = groups[self._turn]
+        if len(groups) > 1:
+            seconds = min(seconds, CLUSTER_SLICE)
         try:
             self.conn.client.blpop(notify, timeout=seconds)
         except TRANSIENT as exc:

@@ -60,6 +60,21 @@ class RedisReservation:
             self._driver.push_many(elsewhere)
         return bool(self._driver.conn.eval("ack", keys, args))
 
+    def ack_and_reserve(
+        self, queues: Sequence[str], lease: float
+    ) -> tuple[bool, RedisReservation | None]:
+        """Remove the job and claim the next from ``queues`` in one script: one round trip per
+        job for a busy worker (see ack_reserve.lua).
+
+        On a cluster that holds only when every queue shares this job's slot; otherwise the
+        job is acknowledged first, then the next claimed, as two calls.
+        """
+        driver, k = self._driver, self._keys
+        if driver.conn.cluster and any(driver.keys(q).slot != k.slot for q in queues):
+            return self.ack(), driver.reserve(queues, lease)
+        settle = [*k.for_settle(), k.payload, k.attempts]
+        return driver.claim_after_ack(settle, [self.id, self.token], queues, lease)
+
     def release(self, delay: float, payload: bytes | None = None) -> bool:
         k = self._keys
         keys = [*k.for_settle(), k.payload, k.pending, k.delayed, k.notify]

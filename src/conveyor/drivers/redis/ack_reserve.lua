@@ -1,0 +1,21 @@
+-- Acknowledge a finished job and claim the next one, in one step: a busy worker's hot path.
+-- KEYS[1] reserved zset   KEYS[2] token hash   KEYS[3] claims hash   KEYS[4] payload hash
+-- KEYS[5] attempts hash   (all five of the finished job's queue)
+-- KEYS[6..] 9 per queue to claim from, as reserve.lua takes them
+-- ARGV[1] finished job id   ARGV[2] its token   ARGV[3] lease seconds
+-- ARGV[4] token for the claim   ARGV[5] most jobs to migrate per key
+-- Returns {1 if acknowledged (0: the token no longer held the job, nothing removed), then what
+-- lib_claim.lua's claim() returns}. The claim happens either way.
+--! include lib_settle.lua
+--! include lib_store.lua
+--! include lib_claim.lua
+local id = ARGV[1]
+local acked = 0
+if unreserve(KEYS[1], KEYS[2], KEYS[3], id, ARGV[2]) then
+  redis.call('HDEL', KEYS[4], id)
+  redis.call('HDEL', KEYS[5], id)
+  acked = 1
+end
+local reply = claim(6, tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5]), clock())
+table.insert(reply, 1, acked)
+return reply

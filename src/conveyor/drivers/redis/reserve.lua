@@ -1,0 +1,8 @@
+-- Claim the oldest available job of the first non-empty queue, in priority order.
+-- KEYS    9 per queue: pending list, delayed zset, reserved zset, payload hash, attempts hash,
+--         token hash (id -> token), claims hash (token -> id), notify list, failed-handoff hash
+-- ARGV[1] lease seconds   ARGV[2] token for this claim   ARGV[3] most jobs to migrate per key
+-- Returns what lib_claim.lua's claim() returns.
+--! include lib_store.lua
+--! include lib_claim.lua
+return claim(1, tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), clock())
