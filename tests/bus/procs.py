@@ -77,7 +77,7 @@ def pool(folder: Path, size: int) -> Iterator[Pool]:
 def chaos(
     workers: Pool, done: Callable[[], bool], kill_while: Callable[[], bool], timeout: float
 ) -> None:
-    """Kill a random worker every 0.1-0.4 s while ``kill_while()``; return once ``done()``."""
+    """Kill a random worker every 0.05-0.25 s while ``kill_while()``; return once ``done()``."""
     rng = random.Random(4)
     deadline = time.monotonic() + timeout
     while not done():
@@ -86,4 +86,4 @@ def chaos(
             raise AssertionError(f"not done within {timeout:g}s; worker logs:\n{logs}")
         if kill_while():
             workers.kill_one(rng)
-        time.sleep(rng.uniform(0.1, 0.4))
+        time.sleep(rng.uniform(0.05, 0.25))
