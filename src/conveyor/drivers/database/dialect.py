@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 Row = tuple[Any, ...]
+#: (queue, (id, payload, attempts)) of a claimed job
+Claim = tuple[str, Row]
 
 
 class Cursor(Protocol):
@@ -54,8 +56,13 @@ class Dialect(Protocol):
         ...
 
     def now(self, conn: DBConnection) -> float: ...
-    def begin_write(self, conn: DBConnection) -> None:
-        """Open a transaction that will write (SQLite takes the write lock up front)."""
+    def begin_write(self, conn: DBConnection, durable: bool = True) -> None:
+        """Open a transaction that will write (SQLite takes the write lock up front).
+
+        ``durable=False``: the commit may return before it is on disk, where the server can do
+        that per transaction. The driver asks for it only for worker-side writes (claim, ack,
+        release, extend, fail-move), whose loss in a server crash makes a job run again.
+        """
         ...
 
     def claim(
@@ -78,3 +85,26 @@ class Dialect(Protocol):
 
     def upsert_meta_sql(self) -> str: ...
     def upsert_worker_sql(self) -> str: ...
+
+
+@runtime_checkable
+class Taking(Protocol):
+    """Optional on a dialect: acknowledge a job and claim the next in one statement.
+
+    The hot path of a busy worker. The driver runs it outside any transaction it opens (the
+    statement is its own), so a dialect that has it serves a worker in one round trip per job.
+    """
+
+    def take(
+        self,
+        conn: DBConnection,
+        queues: Sequence[str],
+        lease: float,
+        token: str,
+        done: tuple[str, str] | None = None,
+    ) -> tuple[bool, Claim | None]:
+        """Delete ``done`` (id, token) if the token still matches, then claim the oldest
+        available job of the first queue in ``queues`` that has one under ``token``: whether
+        ``done`` was deleted, and the claim or None. A call repeated with the same ``token``
+        (after a broken connection) hands over the job the first call may have claimed."""
+        ...

@@ -16,9 +16,10 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from ...errors import ConnectionUnavailable
-from ..base import FailedRecord, Message, QueueSize, WorkerInfo
-from .dialect import DBConnection, Dialect
+from ..base import Message, QueueSize, WorkerInfo
+from .dialect import Claim, DBConnection, Dialect, Taking
 from .failed import SQLFailedStore
+from .reservation import SQLReservation
 
 log = logging.getLogger("conveyor.database")
 T = TypeVar("T")
@@ -40,6 +41,8 @@ class DatabaseDriver:
         self._migrate_lock = threading.Lock()
         self._migrated = not auto_migrate
         self.failed = SQLFailedStore(self)
+        #: the dialect's one-statement acknowledge-and-claim, where the server has one
+        self._taking = dialect if isinstance(dialect, Taking) else None
 
     # --- plumbing ---------------------------------------------------------------------------
     @property
@@ -71,8 +74,13 @@ class DatabaseDriver:
             except Exception:
                 log.debug("closing a broken connection failed", exc_info=True)
 
-    def run(self, fn: Callable[[Any], T], *, write: bool = True) -> T:
+    def run(self, fn: Callable[[Any], T], *, write: bool = True, durable: bool = True) -> T:
         """Run ``fn(cursor)`` in one transaction, retrying lock timeouts and lost connections.
+
+        ``write=False`` opens no transaction: each statement of ``fn`` commits on its own (a
+        read, or one statement that is its own transaction). ``durable=False`` lets the commit
+        return before it is on disk where the server allows it: only for worker-side writes,
+        whose loss in a server crash makes a job run again but never loses one.
 
         Retries stop after ``retry_window`` seconds with ``ConnectionUnavailable``: a dispatch
         never hangs forever and never reports success for a job that was not stored.
@@ -84,7 +92,7 @@ class DatabaseDriver:
             try:
                 conn = self._connection()
                 if write:
-                    self.dialect.begin_write(conn)
+                    self.dialect.begin_write(conn, durable)
                 cur = conn.cursor()
                 try:
                     result = fn(cur)
@@ -179,8 +187,38 @@ class DatabaseDriver:
             self.dialect.wait_for_jobs(self._connection(), min(remaining, due))
 
     def _claim(self, queues: Sequence[str], lease: float) -> SQLReservation | None:
+        return self.take(queues, lease)[1]
+
+    def take(
+        self, queues: Sequence[str], lease: float, done: tuple[str, str] | None = None
+    ) -> tuple[bool, SQLReservation | None]:
+        """Delete ``done`` (job id, token) if the token still matches and claim the next job,
+        in one transaction: one statement where the dialect has one, else a few."""
         token = uuid.uuid4().hex
-        return self.run(lambda cur: self.claim_in(queues, lease, token))
+        taking = self._taking
+        if taking is not None:
+
+            def one_statement(cur: Any) -> tuple[bool, SQLReservation | None]:
+                acked, claim = taking.take(self._connection(), queues, lease, token, done)
+                return acked, self._reservation(claim, token)
+
+            return self.run(one_statement, write=False)
+
+        def statements(cur: Any) -> tuple[bool, SQLReservation | None]:
+            acked = False
+            if done is not None:
+                cur.execute(self.sql("DELETE FROM conveyor_jobs WHERE id = ? AND token = ?"), done)
+                acked = cur.rowcount == 1
+            return acked, self.claim_in(queues, lease, token)
+
+        return self.run(statements, durable=False)
+
+    def _reservation(self, claim: Claim | None, token: str) -> SQLReservation | None:
+        if claim is None:
+            return None
+        queue, (job_id, payload, attempts) = claim
+        data = payload.encode() if isinstance(payload, str) else bytes(payload)
+        return SQLReservation(self, str(job_id), queue, data, int(attempts), token)
 
     def claim_in(
         self, queues: Sequence[str], lease: float, token: str | None = None
@@ -196,9 +234,7 @@ class DatabaseDriver:
         for queue in queues:
             row = self.dialect.claim(conn, queue, now, now + lease, token)
             if row is not None:
-                job_id, payload, attempts = row
-                data = payload.encode() if isinstance(payload, str) else bytes(payload)
-                return SQLReservation(self, str(job_id), queue, data, int(attempts), token)
+                return self._reservation((queue, row), token)
         return None
 
     def _seconds_until_due(self, queues: Sequence[str]) -> float:
@@ -303,86 +339,3 @@ class DatabaseDriver:
 
     def close(self) -> None:
         self._drop_connection()
-
-
-class SQLReservation:
-    __slots__ = ("_driver", "attempts", "id", "payload", "queue", "token")
-
-    def __init__(
-        self, driver: DatabaseDriver, id: str, queue: str, payload: bytes, attempts: int, token: str
-    ) -> None:
-        self._driver = driver
-        self.id = id
-        self.queue = queue
-        self.payload = payload
-        self.attempts = attempts
-        self.token = token
-
-    def _update(self, statement: str, params: tuple[Any, ...]) -> bool:
-        def update(cur: Any) -> bool:
-            cur.execute(self._driver.sql(statement), params)
-            return bool(cur.rowcount == 1)
-
-        return self._driver.run(update)
-
-    def ack(self, successors: Sequence[Message] = ()) -> bool:
-        def delete(cur: Any) -> bool:
-            cur.execute(
-                self._driver.sql("DELETE FROM conveyor_jobs WHERE id = ? AND token = ?"),
-                (self.id, self.token),
-            )
-            if cur.rowcount != 1:
-                return False
-            if successors:
-                self._driver.insert_messages(cur, successors)
-            return True
-
-        return self._driver.run(delete)
-
-    def ack_and_reserve(
-        self, queues: Sequence[str], lease: float
-    ) -> tuple[bool, SQLReservation | None]:
-        """Acknowledge and claim the next job in one transaction: one commit per job."""
-        token = uuid.uuid4().hex
-
-        def both(cur: Any) -> tuple[bool, SQLReservation | None]:
-            cur.execute(
-                self._driver.sql("DELETE FROM conveyor_jobs WHERE id = ? AND token = ?"),
-                (self.id, self.token),
-            )
-            return cur.rowcount == 1, self._driver.claim_in(queues, lease, token)
-
-        return self._driver.run(both)
-
-    def release(self, delay: float, payload: bytes | None = None) -> bool:
-        now = self._driver.now()
-        if payload is None:
-            return self._update(
-                "UPDATE conveyor_jobs SET available_at = ?, reserved_at = NULL, token = NULL"
-                " WHERE id = ? AND token = ?",
-                (now + delay, self.id, self.token),
-            )
-        return self._update(
-            "UPDATE conveyor_jobs SET available_at = ?, reserved_at = NULL, token = NULL,"
-            " payload = ? WHERE id = ? AND token = ?",
-            (now + delay, payload.decode(), self.id, self.token),
-        )
-
-    def extend(self, seconds: float) -> bool:
-        return self._update(
-            "UPDATE conveyor_jobs SET available_at = ? WHERE id = ? AND token = ?",
-            (self._driver.now() + seconds, self.id, self.token),
-        )
-
-    def fail(self, record: FailedRecord) -> bool:
-        def move(cur: Any) -> bool:
-            cur.execute(
-                self._driver.sql("DELETE FROM conveyor_jobs WHERE id = ? AND token = ?"),
-                (self.id, self.token),
-            )
-            if cur.rowcount != 1:
-                return False
-            self._driver.failed.insert(cur, record)
-            return True
-
-        return self._driver.run(move)

@@ -281,7 +281,9 @@ class MySQLDialect:
             cur.execute("SELECT UNIX_TIMESTAMP(NOW(6))")
             return float(cur.fetchone()[0])
 
-    def begin_write(self, conn: DBConnection) -> None:
+    def begin_write(self, conn: DBConnection, durable: bool = True) -> None:
+        """``durable`` changes nothing: InnoDB flushes its log per the server-wide
+        ``innodb_flush_log_at_trx_commit``, which no session can relax for itself."""
         assert isinstance(conn, MySQLConnection)
         conn.raw.begin()
 

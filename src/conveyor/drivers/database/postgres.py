@@ -15,9 +15,8 @@ longer than the worker's own poll before looking anyway.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -30,8 +29,10 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from ...config import ConnectionSettings
 from ...errors import ConfigError
 from ..base import Driver
-from .dialect import DBConnection, Row
+from .dialect import Claim, DBConnection, Row
 from .driver import DatabaseDriver
+from .postgres_connection import PGConnection, connect
+from .postgres_take import FUNCTIONS, VERSION, Taker
 from .schema import MIGRATIONS, render
 
 _TYPES = {
@@ -48,9 +49,6 @@ LIBPQ_DEFAULTS = {
     "application_name": "conveyor",
 }  # fmt: skip
 
-_NOW = "SELECT extract(epoch FROM clock_timestamp())::float8"
-#: no parameters, so psycopg sends both in one simple-protocol message
-_BEGIN_NOW = f"BEGIN; {_NOW}"
 _CLAIM = """
 WITH next AS (
     SELECT seq FROM conveyor_jobs
@@ -73,21 +71,11 @@ _MINE = (
     "SELECT id, payload, attempts FROM conveyor_jobs"
     " WHERE queue = %s AND available_at > %s AND token = %s"
 )
-#: ``INSERT ... VALUES (%s, ...)`` and what follows the row (ON CONFLICT ...)
-_VALUES = re.compile(r"^(INSERT INTO .+? VALUES )(\((?:%s, )*%s\))(.*)$", re.DOTALL)
-_CHUNK = 1000
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 #: SQLSTATE classes worth a retry: connection exception, transaction rollback (serialization
 #: failure 40001, deadlock 40P01), insufficient resources, operator intervention (admin
 #: shutdown, cannot connect now), system error; plus lock_not_available.
 _TRANSIENT_CLASSES = ("08", "40", "53", "57", "58")
-#: a connect that fails for one of these reasons fails the same way next time
-_PERMANENT_CONNECT = (
-    "does not exist",
-    "authentication failed",
-    "no pg_hba.conf",
-    "permission denied",
-)
 _OWN_OPTIONS = ("schema", "retry_window", "poll_interval", "auto_migrate")
 
 
@@ -177,37 +165,6 @@ def _paramstyle(statement: str) -> str:
     return text + RETRY_SAFE if text.startswith("INSERT INTO conveyor_jobs ") else text
 
 
-class _Cursor(psycopg.Cursor[Any]):
-    """psycopg's cursor, with ``executemany`` of an INSERT sent as multi-row INSERTs.
-
-    psycopg runs ``executemany`` as one statement per row in pipeline mode, which costs a single
-    dispatch (the common case) more than half a millisecond and caps a bulk dispatch at some
-    20,000 rows/s; one ``INSERT ... VALUES (...), (...)`` per chunk does both in one statement.
-    """
-
-    def executemany(self, query: Any, params_seq: Any, *, returning: bool = False) -> None:
-        rows = params_seq if isinstance(params_seq, list) else list(params_seq)
-        match = _VALUES.match(query) if isinstance(query, str) and not returning else None
-        if match is None or not rows:
-            super().executemany(query, rows, returning=returning)
-            return
-        head, group, tail = match.groups()
-        for at in range(0, len(rows), _CHUNK):
-            chunk = rows[at : at + _CHUNK]
-            values = ", ".join([group] * len(chunk))
-            self.execute(f"{head}{values}{tail}", [value for row in chunk for value in row])
-
-
-def _connect(conninfo: str, autocommit: bool = True) -> psycopg.Connection[Any]:
-    try:
-        return psycopg.connect(conninfo, autocommit=autocommit, cursor_factory=_Cursor)
-    except psycopg.OperationalError as exc:
-        text = str(exc)
-        if any(reason in text for reason in _PERMANENT_CONNECT) and "FATAL" in text:
-            raise ConfigError(f"cannot use PostgreSQL: {text.strip()}") from None
-        raise
-
-
 class PostgresDialect:
     name = "postgresql"
 
@@ -219,15 +176,20 @@ class PostgresDialect:
         self.channel = f"conveyor_{schema}" if schema else "conveyor"
         self._claim_token = ""
         self._claimed_queues: set[str] = set()
+        self._taker = Taker()
 
     def connect(self) -> DBConnection:
-        return PGConnection(_connect(self.conninfo), self)
+        return PGConnection(connect(self.conninfo), self)
 
     def sql(self, statement: str) -> str:
         return _paramstyle(statement)
 
     def migrations(self) -> Sequence[tuple[int, Sequence[str]]]:
-        return [(v, [render(s, _TYPES) for s in stmts]) for v, stmts in MIGRATIONS]
+        """The shared schema, plus the server-side claim function (``postgres_take``)."""
+        return [
+            (v, [render(s, _TYPES) for s in stmts] + (FUNCTIONS if v == VERSION else []))
+            for v, stmts in MIGRATIONS
+        ]
 
     @contextmanager
     def migration_lock(self, cur: Any) -> Iterator[None]:
@@ -243,9 +205,21 @@ class PostgresDialect:
         assert isinstance(conn, PGConnection)
         return conn.now()
 
-    def begin_write(self, conn: DBConnection) -> None:
+    def begin_write(self, conn: DBConnection, durable: bool = True) -> None:
         assert isinstance(conn, PGConnection)
-        conn.begin()
+        conn.begin(durable)
+
+    def take(
+        self,
+        conn: DBConnection,
+        queues: Sequence[str],
+        lease: float,
+        token: str,
+        done: tuple[str, str] | None = None,
+    ) -> tuple[bool, Claim | None]:
+        """Acknowledge ``done`` and claim the next job in one statement (``postgres_take``)."""
+        assert isinstance(conn, PGConnection)
+        return self._taker.take(conn, queues, lease, token, done)
 
     def claim(
         self, conn: DBConnection, queue: str, now: float, lease_until: float, token: str
@@ -304,96 +278,3 @@ class PostgresDialect:
             " SET last_seen = excluded.last_seen, processed = excluded.processed,"
             " current_job = excluded.current_job"
         )
-
-
-class PGConnection:
-    """The driver's autocommit connection plus, once the worker idles, its listening one.
-
-    Autocommit makes a read one round trip (no BEGIN/COMMIT around it); writes open their
-    transaction explicitly. Closing this closes the listener too, so a connection the driver
-    drops after an error takes its listener with it and both come back together.
-    """
-
-    def __init__(self, raw: psycopg.Connection[Any], dialect: PostgresDialect) -> None:
-        self.raw = raw
-        self._dialect = dialect
-        self._listener: psycopg.Connection[Any] | None = None
-        self._began_at: float | None = None
-
-    def begin(self) -> None:
-        """BEGIN and read the clock in one round trip; the transaction's first ``now()`` uses it.
-
-        A claim or a push asks for the time right after opening its transaction, so this saves
-        a round trip on each; the reading is the server's, taken microseconds earlier.
-        """
-        cur = self.raw.execute(_BEGIN_NOW)
-        cur.nextset()
-        row = cur.fetchone()
-        self._began_at = float(row[0]) if row else None
-
-    def now(self) -> float:
-        began, self._began_at = self._began_at, None
-        if began is not None:
-            return began
-        row = self.raw.execute(_NOW).fetchone()
-        assert row is not None
-        return float(row[0])
-
-    def cursor(self) -> Any:
-        return self.raw.cursor()
-
-    def commit(self) -> None:
-        self._began_at = None
-        self.raw.commit()
-
-    def rollback(self) -> None:
-        self._began_at = None
-        if self.raw.broken or self.raw.closed:
-            raise psycopg.OperationalError("the connection was lost")  # the driver drops it
-        self.raw.rollback()
-
-    def close(self) -> None:
-        self._close_listener()
-        self.raw.close()
-
-    def wait_for_notification(self, timeout: float) -> None:
-        """Sleep until a push is announced or ``timeout`` passes; never raises."""
-        if timeout <= 0:
-            return
-        if self._listener is None:
-            try:
-                self._listener = self._listen()
-            except (psycopg.Error, ConfigError):
-                time.sleep(min(timeout, self._dialect.poll_interval))
-            return  # announcements made before LISTEN are lost: let the caller look again
-        try:
-            for _ in self._listener.notifies(timeout=timeout, stop_after=1):
-                pass
-        except psycopg.Error:
-            self._close_listener()
-            time.sleep(min(timeout, self._dialect.poll_interval))
-
-    def discard_notifications(self) -> None:
-        """Drop announcements that arrived before a claim: the claim itself sees those jobs."""
-        if self._listener is None:
-            return
-        try:
-            for _ in self._listener.notifies(timeout=0):
-                pass
-        except psycopg.Error:
-            self._close_listener()
-
-    def _listen(self) -> psycopg.Connection[Any]:
-        listener = _connect(self._dialect.conninfo)
-        try:
-            listener.execute(pgsql.SQL("LISTEN {}").format(pgsql.Identifier(self._dialect.channel)))
-        except BaseException:
-            listener.close()
-            raise
-        return listener
-
-    def _close_listener(self) -> None:
-        listener, self._listener = self._listener, None
-        if listener is not None:
-            with suppress(psycopg.Error):
-                listener.close()

@@ -82,6 +82,9 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             "ON conveyor_batch_failures (batch_id, job_id)",
         ],
     ),
+    # PostgreSQL creates its one-round-trip claim function here (postgres_take.py); the other
+    # servers have nothing to do, but record the version so that the numbers stay shared
+    (3, []),
 ]
 
 

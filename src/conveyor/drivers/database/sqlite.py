@@ -61,7 +61,9 @@ class SQLiteDialect:
     def now(self, conn: DBConnection) -> float:
         return time.time()
 
-    def begin_write(self, conn: DBConnection) -> None:
+    def begin_write(self, conn: DBConnection, durable: bool = True) -> None:
+        """``durable`` changes nothing: WAL with ``synchronous=NORMAL`` already commits
+        without a sync, and survives a crash of any process (only power loss can undo it)."""
         assert isinstance(conn, _AutoBegin)
         conn.raw.execute("BEGIN IMMEDIATE")
 

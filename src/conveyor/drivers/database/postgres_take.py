@@ -1,0 +1,115 @@
+"""The PostgreSQL worker's hot path: acknowledge a job and claim the next in one round trip.
+
+``conveyor_take`` (created by migration 3) deletes the finished job if its token still matches,
+then walks the worker's queues in priority order and claims the oldest available job of the
+first queue that has one, with ``FOR UPDATE SKIP LOCKED`` so concurrent workers step over each
+other's rows. The driver calls it as one statement on its autocommit connection: one round trip
+and one transaction per job, instead of BEGIN, DELETE, claim and COMMIT.
+
+The function commits with ``synchronous_commit = off``: the server answers before the WAL
+reaches the disk. A claim, acknowledgement, release, extension or fail-move lost in a server
+crash only makes a job run again, which the at-least-once promise allows; and since the WAL is
+written in order, any later durable commit (every push) flushes the earlier ones with it. A
+dispatch keeps waiting for the flush, so a job id returned to a caller is always on disk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import psycopg
+
+from ...errors import ConfigError
+from .dialect import Claim
+from .postgres_connection import PGConnection
+
+#: the migration version whose statements include the function below
+VERSION = 3
+FUNCTIONS = [
+    """CREATE OR REPLACE FUNCTION conveyor_take(
+        p_queues text[], p_lease float8, p_token text,
+        p_done_id text DEFAULT NULL, p_done_token text DEFAULT NULL
+    ) RETURNS TABLE (
+        acked boolean, job_queue text, job_id text, job_payload text, job_attempts integer
+    ) LANGUAGE plpgsql AS $$
+    DECLARE
+        t float8;
+        q text;
+    BEGIN
+        PERFORM set_config('synchronous_commit', 'off', true);
+        acked := false;
+        IF p_done_id IS NOT NULL THEN
+            DELETE FROM conveyor_jobs WHERE id = p_done_id AND token = p_done_token;
+            acked := FOUND;
+        END IF;
+        t := extract(epoch FROM clock_timestamp());
+        FOREACH q IN ARRAY p_queues LOOP
+            WITH next AS (
+                SELECT n.seq FROM conveyor_jobs AS n
+                WHERE n.queue = q AND n.available_at <= t
+                ORDER BY n.available_at, n.seq
+                LIMIT 1
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE conveyor_jobs AS j
+            SET attempts = j.attempts + 1, available_at = t + p_lease, reserved_at = t,
+                token = p_token
+            FROM next WHERE j.seq = next.seq
+            RETURNING j.queue, j.id, j.payload, j.attempts
+            INTO job_queue, job_id, job_payload, job_attempts;
+            EXIT WHEN FOUND;
+        END LOOP;
+        RETURN NEXT;
+    END
+    $$""",
+]
+_CALL = (
+    "SELECT acked, job_queue, job_id, job_payload, job_attempts"
+    " FROM conveyor_take(%s::text[], %s::float8, %s, %s, %s)"
+)
+#: the claim a lost answer may hide: this token's reservation (reserved rows are not available)
+_MINE = (
+    "SELECT queue, id, payload, attempts FROM conveyor_jobs WHERE queue = ANY(%s::text[])"
+    " AND available_at > extract(epoch FROM clock_timestamp()) AND token = %s"
+)
+
+
+class Taker:
+    """Calls ``conveyor_take`` and hands over a claim whose answer a broken connection hid."""
+
+    def __init__(self) -> None:
+        self._last_token = ""
+
+    def take(
+        self,
+        conn: PGConnection,
+        queues: Sequence[str],
+        lease: float,
+        token: str,
+        done: tuple[str, str] | None = None,
+    ) -> tuple[bool, Claim | None]:
+        """Acknowledge ``done`` (job id, token) if given, and claim the next job under ``token``.
+
+        The driver retries a call whose connection broke with the same ``token``; if the first
+        call had committed, the job it reserved is found by its token and handed over, rather
+        than left to wait out its lease and be charged a second attempt.
+        """
+        conn.discard_notifications()
+        if token == self._last_token:
+            mine = conn.raw.execute(_MINE, (list(queues), token)).fetchone()
+            if mine is not None:
+                return done is not None, (mine[0], tuple(mine[1:]))
+        self._last_token = token
+        done_id, done_token = done or (None, None)
+        try:
+            row = conn.raw.execute(
+                _CALL, (list(queues), lease, token, done_id, done_token)
+            ).fetchone()
+        except psycopg.errors.UndefinedFunction:
+            raise ConfigError(
+                "the PostgreSQL schema lacks Conveyor's migration 3 (the conveyor_take function):"
+                " run `conveyor migrate`, or drop auto_migrate=false from the URL"
+            ) from None
+        assert row is not None
+        acked, queue = bool(row[0]), row[1]
+        return acked, (None if queue is None else (queue, tuple(row[2:])))

@@ -1,0 +1,137 @@
+"""The SQL worker's hot path: acknowledge-and-claim in one step, and which commits may skip the
+disk flush. Runs on SQLite, PostgreSQL and MariaDB/MySQL (each test on a fresh schema/database).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from conveyor.drivers.base import Message
+from conveyor.drivers.database.driver import DatabaseDriver
+from conveyor.drivers.database.reservation import SQLReservation
+from conveyor.errors import ConfigError
+from tests.contract.backends import postgres as pg_backend
+
+LEASE = 30.0
+
+
+@pytest.fixture(params=["sqlite", "postgres", "mysql"])
+def sql(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DatabaseDriver]:
+    module = importlib.import_module(f"tests.contract.backends.{request.param}")
+    driver = module.make(tmp_path, request)
+    assert isinstance(driver, DatabaseDriver)
+    try:
+        yield driver
+    finally:
+        driver.close()
+
+
+@pytest.fixture
+def pg(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[DatabaseDriver]:
+    driver = pg_backend.make(tmp_path, request)
+    assert isinstance(driver, DatabaseDriver)
+    try:
+        yield driver
+    finally:
+        driver.close()
+
+
+def _push(driver: DatabaseDriver, queue: str, *ids: str) -> None:
+    driver.push_many([Message(i, queue, b'{"id": "%s"}' % i.encode()) for i in ids])
+
+
+def _reserve(driver: DatabaseDriver, *queues: str) -> SQLReservation:
+    found = driver.reserve(list(queues), LEASE)
+    assert isinstance(found, SQLReservation)
+    return found
+
+
+def test_ack_and_reserve_settles_and_claims_from_the_first_non_empty_queue(
+    sql: DatabaseDriver,
+) -> None:
+    _push(sql, "low", "low-1", "low-2")
+    _push(sql, "high", "high-1")
+    first = _reserve(sql, "high", "low")
+    assert first.id == "high-1"
+    acked, second = first.ack_and_reserve(["high", "low"], LEASE)
+    assert acked and second is not None
+    assert (second.id, second.queue, second.attempts) == ("low-1", "low", 1)
+    assert second.payload == b'{"id": "low-1"}'
+    _push(sql, "high", "high-2")  # a job in the higher queue overtakes the lower one
+    acked, third = second.ack_and_reserve(["high", "low"], LEASE)
+    assert acked and third is not None and third.id == "high-2"
+    assert sql.size("high").total == 1 and sql.size("low").total == 1
+
+
+def test_ack_and_reserve_with_nothing_left_acknowledges_and_returns_none(
+    sql: DatabaseDriver,
+) -> None:
+    _push(sql, "only", "a")
+    acked, claimed = _reserve(sql, "only").ack_and_reserve(["only"], LEASE)
+    assert acked and claimed is None
+    assert sql.size("only").total == 0
+
+
+def test_ack_and_reserve_without_the_lease_deletes_nothing_but_still_claims(
+    sql: DatabaseDriver,
+) -> None:
+    _push(sql, "q", "a", "b")
+    mine = _reserve(sql, "q")
+    stale = SQLReservation(sql, mine.id, mine.queue, mine.payload, mine.attempts, "not-my-token")
+    acked, claimed = stale.ack_and_reserve(["q"], LEASE)
+    assert not acked
+    assert claimed is not None and claimed.id == "b"
+    assert sql.size("q").reserved == 2  # the fenced-off job is still there for its owner
+    assert mine.ack()
+
+
+def test_a_take_retried_with_its_token_hands_over_the_job_it_claimed(pg: DatabaseDriver) -> None:
+    """A take that committed before its connection broke gives the same job on the retry."""
+    _push(pg, "q", "a", "b")
+    taking = pg._taking
+    assert taking is not None
+
+    def take(token: str) -> Any:
+        return pg.run(lambda cur: taking.take(pg._connection(), ["q"], LEASE, token), write=False)
+
+    first = take("token-a")
+    assert first[1] is not None
+    assert take("token-a") == first
+    other = take("token-b")
+    assert other[1] is not None and other[1][1][0] != first[1][1][0]
+    assert pg.size("q").reserved == 2
+
+
+def _setting_inside(driver: DatabaseDriver, durable: bool) -> str:
+    def read(cur: Any) -> str:
+        cur.execute("SELECT current_setting('synchronous_commit')")
+        return str(cur.fetchone()[0])
+
+    return driver.run(read, durable=durable)
+
+
+def test_worker_writes_skip_the_wal_flush_and_dispatches_wait_for_it(pg: DatabaseDriver) -> None:
+    assert _setting_inside(pg, durable=True) == "on"
+    assert _setting_inside(pg, durable=False) == "off"
+    _push(pg, "q", "a")
+    conn = pg._connection()
+    assert isinstance(conn.raw, psycopg.Connection)  # type: ignore[attr-defined]
+    raw: psycopg.Connection[Any] = conn.raw  # type: ignore[attr-defined]
+    with raw.transaction():
+        raw.execute("SELECT * FROM conveyor_take(%s::text[], 30, 'tok')", (["q"],))
+        setting = raw.execute("SELECT current_setting('synchronous_commit')").fetchone()
+    assert setting == ("off",)
+    assert raw.execute("SHOW synchronous_commit").fetchone() == ("on",)  # the session keeps it
+
+
+def test_a_schema_without_the_take_function_asks_for_conveyor_migrate(pg: DatabaseDriver) -> None:
+    pg.migrate()
+    pg.run(lambda cur: cur.execute("DROP FUNCTION conveyor_take"))
+    with pytest.raises(ConfigError, match="conveyor migrate"):
+        pg.reserve(["q"], LEASE)
