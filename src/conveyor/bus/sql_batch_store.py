@@ -199,7 +199,11 @@ class SQLBatchStore:
 
     # --- job outcomes -------------------------------------------------------------------------
     def settle(self, reservation: Reservation, settlement: Settlement, fire: Fire) -> bool:
-        return self._driver.run(lambda cur: self._settle_in(cur, reservation, settlement, fire))
+        # a worker-side write, like an ack: lost in a server crash, the job (and its count)
+        # comes back whole and runs again, so the commit need not wait for the disk
+        return self._driver.run(
+            lambda cur: self._settle_in(cur, reservation, settlement, fire), durable=False
+        )
 
     def settle_and_reserve(
         self,
@@ -211,11 +215,13 @@ class SQLBatchStore:
     ) -> tuple[bool, Reservation | None]:
         """Settle and claim the next job in one transaction, as a plain acknowledgement does."""
 
+        token = uuid.uuid4().hex  # kept across retries: a claim whose answer was lost is found
+
         def both(cur: Any) -> tuple[bool, Reservation | None]:
             settled = self._settle_in(cur, reservation, settlement, fire)
-            return settled, self._driver.claim_in(queues, lease)
+            return settled, self._driver.claim_in(queues, lease, token)
 
-        return self._driver.run(both)
+        return self._driver.run(both, durable=False)
 
     def _settle_in(
         self, cur: Any, reservation: Reservation, settlement: Settlement, fire: Fire
