@@ -146,6 +146,15 @@ def test_pushing_an_id_again_stores_it_once(driver: RedisDriver) -> None:
     assert driver.size("q").pending == 2
 
 
+def test_one_script_call_stores_many_thousands_of_jobs_in_order(driver: RedisDriver) -> None:
+    """As a large batch does: beyond what Lua can unpack into one command at once."""
+    sent = [message("q") for _ in range(9000)]
+    args = [item for m in sent for item in (m.id, m.payload, "0")]
+    assert driver.conn.eval("push", driver.keys("q").for_store(), args) == 9000
+    pending = driver.conn.run(lambda: driver.conn.client.lrange(driver.keys("q").pending, 0, -1))
+    assert [p.decode() for p in pending] == [m.id for m in sent]
+
+
 def test_a_claim_retried_after_a_lost_reply_gets_the_same_job(driver: RedisDriver) -> None:
     driver.push_many([message("q"), message("q")])
     keys = driver.keys("q").for_reserve()

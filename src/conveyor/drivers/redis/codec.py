@@ -24,7 +24,7 @@ def store_args(messages: Sequence[Message]) -> list[Any]:
     """The (id, payload, delay seconds) triples lib_store.lua reads."""
     args: list[Any] = []
     for m in messages:
-        args += (m.id, m.payload, repr(float(m.delay)))
+        args += (m.id, m.payload, repr(float(m.delay)) if m.delay else "0")
     return args
 
 

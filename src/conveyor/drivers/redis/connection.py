@@ -239,6 +239,15 @@ class RedisConnection:
             return self.run(lambda: self.client.evalsha(sha, len(keys), *keys, *args))
         return self.run(lambda: self._direct(("EVALSHA", sha, len(keys), *keys, *args))[0])
 
+    def eval_many(
+        self, name: str, calls: Sequence[tuple[Sequence[str], Sequence[Any]]]
+    ) -> list[Any]:
+        """Several calls of one script in one write (one server only); all are sent again if
+        any fails, so they must be safe to repeat."""
+        sha = self.scripts[name].sha
+        commands = [("EVALSHA", sha, len(keys), *keys, *args) for keys, args in calls]
+        return self.run(lambda: self._direct(*commands))
+
     def eval_after_wait(
         self, lists: Sequence[str], seconds: float, name: str, keys: Sequence[str],
         args: Sequence[Any],

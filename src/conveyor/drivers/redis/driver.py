@@ -79,19 +79,11 @@ class RedisDriver:
             for queue, batch in groups.items()
             for i in range(0, len(batch), CHUNK)
         ]
-        if self.conn.cluster or len(calls) == 1:
+        if self.conn.cluster:
             for keys, args in calls:
                 self.conn.eval("push", keys, args)
-            return
-        sha = self.conn.scripts["push"].sha
-
-        def send() -> None:
-            pipe = self.conn.client.pipeline(transaction=False)
-            for keys, args in calls:
-                pipe.evalsha(sha, len(keys), *keys, *args)
-            pipe.execute()
-
-        self.conn.run(send)
+        else:
+            self.conn.eval_many("push", calls)
 
     def register(self, queues: Sequence[str] | dict[str, Any]) -> None:
         """Remember queue names for ``queues()``; once per name and process is enough."""
