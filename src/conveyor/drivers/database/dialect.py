@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol, runtime_checkable
 
+from ..base import Message
+
 Row = tuple[Any, ...]
 #: (queue, (id, payload, attempts)) of a claimed job
 Claim = tuple[str, Row]
@@ -107,4 +109,14 @@ class Taking(Protocol):
         available job of the first queue in ``queues`` that has one under ``token``: whether
         ``done`` was deleted, and the claim or None. A call repeated with the same ``token``
         (after a broken connection) hands over the job the first call may have claimed."""
+        ...
+
+
+@runtime_checkable
+class Pushing(Protocol):
+    """Optional on a dialect: a dispatch in one statement that commits durably on its own."""
+
+    def push(self, conn: DBConnection, messages: Sequence[Message]) -> None:
+        """Store ``messages`` (ids already stored are skipped: a retried push whose first try
+        committed must succeed) and wake idle workers, in one statement and one transaction."""
         ...

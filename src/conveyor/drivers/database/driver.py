@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from ...errors import ConnectionUnavailable
 from ..base import Message, QueueSize, WorkerInfo
-from .dialect import Claim, DBConnection, Dialect, Taking
+from .dialect import Claim, DBConnection, Dialect, Pushing, Taking
 from .failed import SQLFailedStore
 from .reservation import SQLReservation
 
@@ -43,6 +43,8 @@ class DatabaseDriver:
         self.failed = SQLFailedStore(self)
         #: the dialect's one-statement acknowledge-and-claim, where the server has one
         self._taking = dialect if isinstance(dialect, Taking) else None
+        #: and its one-statement push
+        self._pushing = dialect if isinstance(dialect, Pushing) else None
 
     # --- plumbing ---------------------------------------------------------------------------
     @property
@@ -159,7 +161,10 @@ class DatabaseDriver:
     def push_many(self, messages: Sequence[Message]) -> None:
         if not messages:
             return
-
+        pushing = self._pushing
+        if pushing is not None:
+            self.run(lambda cur: pushing.push(self._connection(), messages), write=False)
+            return
         self.run(lambda cur: self.insert_messages(cur, messages))
 
     def insert_messages(self, cur: Any, messages: Sequence[Message]) -> None:

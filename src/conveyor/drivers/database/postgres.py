@@ -28,7 +28,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from ...config import ConnectionSettings
 from ...errors import ConfigError
-from ..base import Driver
+from ..base import Driver, Message
 from .dialect import Claim, DBConnection, Row
 from .driver import DatabaseDriver
 from .postgres_connection import PGConnection, connect
@@ -66,6 +66,21 @@ RETURNING j.id, j.payload, j.attempts
 #: by the driver; its rows are then already there, and the retry must succeed, not fail on a
 #: duplicate id (ids are fresh per dispatch, so nothing else ever collides).
 RETRY_SAFE = " ON CONFLICT (id) DO NOTHING"
+#: A push in one statement (one round trip, one durable commit): the rows in array order, so
+#: ``seq`` keeps dispatch order, and a notification per queue that leaves at commit.
+_PUSH = """
+WITH c AS (SELECT extract(epoch FROM clock_timestamp())::float8 AS t),
+stored AS (
+    INSERT INTO conveyor_jobs (id, queue, payload, attempts, available_at, created_at)
+    SELECT m.id, m.queue, m.payload, 0, c.t + m.delay, c.t
+    FROM c, unnest(%s::text[], %s::text[], %s::text[], %s::float8[])
+        WITH ORDINALITY AS m(id, queue, payload, delay, n)
+    ORDER BY m.n
+    ON CONFLICT (id) DO NOTHING
+    RETURNING queue
+)
+SELECT pg_notify(%s, q) FROM (SELECT DISTINCT queue AS q FROM stored) AS woken
+"""
 #: the claim a lost answer may hide: this token's reservation (reserved rows are not available)
 _MINE = (
     "SELECT id, payload, attempts FROM conveyor_jobs"
@@ -249,6 +264,17 @@ class PostgresDialect:
     def wait_for_jobs(self, conn: DBConnection, timeout: float) -> None:
         assert isinstance(conn, PGConnection)
         conn.wait_for_notification(timeout)
+
+    def push(self, conn: DBConnection, messages: Sequence[Message]) -> None:
+        """Store ``messages`` and wake idle workers in one statement, committed durably."""
+        assert isinstance(conn, PGConnection)
+        columns: tuple[list[Any], ...] = ([], [], [], [])
+        for m in messages:
+            columns[0].append(m.id)
+            columns[1].append(m.queue)
+            columns[2].append(m.payload.decode())
+            columns[3].append(float(m.delay))
+        conn.raw.execute(_PUSH, (*columns, self.channel))
 
     def notify(self, conn: DBConnection, queues: Sequence[str]) -> None:
         assert isinstance(conn, PGConnection)
