@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from . import app as app_mod
 from . import backoff as backoff_mod
 from . import envelope as envelope_mod
 from .drivers.base import Message
@@ -121,9 +122,7 @@ class PendingDispatch:
         return self
 
     def _target(self) -> tuple[Conveyor, str]:
-        from .app import current_app
-
-        app = self._app or current_app()
+        app = self._app or app_mod.current_app()
         name = self._connection or type(self.job).connection or app.settings.default
         return app, name
 

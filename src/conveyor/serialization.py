@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import weakref
 from typing import Any
 
 import msgspec
@@ -16,24 +17,43 @@ import msgspec
 from .errors import PayloadError, SerializationError
 from .job import Job
 
+#: values that are their own JSON form: no conversion, no check (exact types, not subclasses)
+_PLAIN = frozenset({str, int, bool, type(None)})
+_field_names: weakref.WeakKeyDictionary[type, tuple[str, ...]] = weakref.WeakKeyDictionary()
+
+
+def field_names(cls: type[Job]) -> tuple[str, ...]:
+    """A job class's field names, looked up once per class rather than once per dispatch."""
+    found = _field_names.get(cls)
+    if found is None:
+        found = _field_names[cls] = tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+    return found
+
 
 def encode_fields(job: Job) -> dict[str, Any]:
-    name = type(job).job_name
     out: dict[str, Any] = {}
-    for field in dataclasses.fields(job):  # type: ignore[arg-type]
-        value = getattr(job, field.name)
-        try:
-            out[field.name] = _finite(msgspec.to_builtins(value, str_keys=True))
-        except (TypeError, msgspec.EncodeError, OverflowError) as exc:
-            raise SerializationError(
-                name,
-                field.name,
-                f"{type(value).__qualname__} is not JSON-serializable ({exc}); pass an id, a path "
-                "or plain values instead",
-            ) from None
-        except ValueError as exc:
-            raise SerializationError(name, field.name, str(exc)) from None
+    for name in field_names(type(job)):
+        value = getattr(job, name)
+        kind = type(value)
+        if kind in _PLAIN or (kind is float and math.isfinite(value)):
+            out[name] = value
+        else:
+            out[name] = _encode_field(job, name, value)
     return out
+
+
+def _encode_field(job: Job, name: str, value: Any) -> Any:
+    try:
+        return _finite(msgspec.to_builtins(value, str_keys=True))
+    except (TypeError, msgspec.EncodeError, OverflowError) as exc:
+        raise SerializationError(
+            type(job).job_name,
+            name,
+            f"{type(value).__qualname__} is not JSON-serializable ({exc}); pass an id, a path "
+            "or plain values instead",
+        ) from None
+    except ValueError as exc:
+        raise SerializationError(type(job).job_name, name, str(exc)) from None
 
 
 def _finite(value: Any) -> Any:

@@ -110,6 +110,23 @@ def test_unserializable_value_deep_inside_a_container_names_the_top_field() -> N
     assert info.value.field == "value"
 
 
+class Level(enum.IntEnum):
+    LOW = 1
+
+
+class Colour(enum.StrEnum):
+    RED = "red"
+
+
+def test_subclasses_of_plain_types_travel_as_plain_values() -> None:
+    """Plain str/int/float values skip conversion; their subclasses (enums) must not."""
+    out = encode_fields(Anything(value=Level.LOW))
+    assert out == {"value": 1} and type(out["value"]) is int
+    out = encode_fields(Anything(value=Colour.RED))
+    assert out == {"value": "red"} and type(out["value"]) is str
+    assert encode_fields(Anything(value=2.5)) == {"value": 2.5}
+
+
 def test_error_does_not_chain_msgspec_internals() -> None:
     with pytest.raises(SerializationError) as info:
         encode_fields(Anything(value=object()))
