@@ -7,7 +7,7 @@ decoding, importing or running any user code.
 
 from __future__ import annotations
 
-import uuid
+import os
 from typing import Any
 
 import msgspec
@@ -58,7 +58,12 @@ _decoder = msgspec.json.Decoder(Envelope)
 
 
 def new_job_id() -> str:
-    return uuid.uuid4().hex
+    """A random (version 4) UUID as 32 hex digits, without ``uuid.UUID``'s checks: a third of
+    the cost, which counts on a bulk dispatch."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    return raw.hex()
 
 
 def encode(envelope: Envelope) -> bytes:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from conveyor.envelope import Envelope, decode, encode, new_job_id, peek_name
@@ -47,6 +49,13 @@ def test_exception_counter_increments_without_touching_the_rest() -> None:
 
 def test_job_ids_are_unique() -> None:
     assert len({new_job_id() for _ in range(1000)}) == 1000
+
+
+def test_job_ids_are_version_4_uuids_in_hex() -> None:
+    for _ in range(200):
+        job_id = new_job_id()
+        parsed = uuid.UUID(job_id)
+        assert (parsed.hex, parsed.version, parsed.variant) == (job_id, 4, uuid.RFC_4122)
 
 
 @pytest.mark.parametrize(
