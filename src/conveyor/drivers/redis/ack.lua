@@ -12,11 +12,10 @@ if not unreserve(KEYS[1], KEYS[2], KEYS[3], id, ARGV[2]) then return 0 end
 redis.call('HDEL', KEYS[4], id)
 redis.call('HDEL', KEYS[5], id)
 if #KEYS > 5 then
-  local now = clock()
   local at = 3
   for k = 6, #KEYS, 4 do
     local count = tonumber(ARGV[at])
-    store_jobs(KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], at + 1, count, now)
+    store_jobs(KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], at + 1, count, nil)
     at = at + 1 + 3 * count
   end
 end

@@ -62,7 +62,9 @@ class RedisDriver:
 
     # --- queue ------------------------------------------------------------------------------
     def push(self, message: Message) -> None:
-        self.push_many([message])
+        if message.queue not in self._registered:
+            self.register([message.queue])
+        self.conn.eval("push", self.keys(message.queue).for_store(), store_args((message,)))
 
     def push_many(self, messages: Sequence[Message]) -> None:
         """Store every message; a message whose id is already stored is skipped, not doubled.

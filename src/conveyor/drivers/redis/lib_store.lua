@@ -5,6 +5,7 @@
 --                                 store `count` jobs read from ARGV[first..] as
 --                                 (id, payload, delay seconds) triples; an id already stored is
 --                                 skipped, so a push retried after a lost reply adds nothing.
+--                                 `now` may be nil: the clock is then read for a delayed job only.
 local WAKE_CAP = 256
 
 local function clock()
@@ -28,6 +29,7 @@ local function store_jobs(payload, pending, delayed, notify, first, count, now)
     if redis.call('HSETNX', payload, id, ARGV[i + 1]) == 1 then
       local delay = tonumber(ARGV[i + 2])
       if delay > 0 then
+        now = now or clock()
         redis.call('ZADD', delayed, now + delay, id)
         later = 1
       else

@@ -3,4 +3,4 @@
 -- ARGV    (id, payload, delay seconds) triples, one per job
 -- Returns the number of jobs stored ready to run.
 --! include lib_store.lua
-return store_jobs(KEYS[1], KEYS[2], KEYS[3], KEYS[4], 1, #ARGV / 3, clock())
+return store_jobs(KEYS[1], KEYS[2], KEYS[3], KEYS[4], 1, #ARGV / 3, nil)
