@@ -14,6 +14,8 @@ import pytest
 
 from conveyor.drivers.base import Message
 from conveyor.drivers.database.driver import DatabaseDriver
+from conveyor.drivers.database.mysql import MySQLDialect
+from conveyor.drivers.database.mysql import parse_url as parse_mysql_url
 from conveyor.drivers.database.reservation import SQLReservation
 from conveyor.errors import ConfigError
 from tests.contract.backends import postgres as pg_backend
@@ -35,6 +37,18 @@ def sql(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DatabaseDriv
 @pytest.fixture
 def pg(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[DatabaseDriver]:
     driver = pg_backend.make(tmp_path, request)
+    assert isinstance(driver, DatabaseDriver)
+    try:
+        yield driver
+    finally:
+        driver.close()
+
+
+@pytest.fixture(params=["postgres", "mysql"])
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DatabaseDriver]:
+    """A driver on a real server, whose dialect claims in one statement."""
+    module = importlib.import_module(f"tests.contract.backends.{request.param}")
+    driver = module.make(tmp_path, request)
     assert isinstance(driver, DatabaseDriver)
     try:
         yield driver
@@ -91,21 +105,24 @@ def test_ack_and_reserve_without_the_lease_deletes_nothing_but_still_claims(
     assert mine.ack()
 
 
-def test_a_take_retried_with_its_token_hands_over_the_job_it_claimed(pg: DatabaseDriver) -> None:
+def test_a_take_retried_with_its_token_hands_over_the_job_it_claimed(
+    server: DatabaseDriver,
+) -> None:
     """A take that committed before its connection broke gives the same job on the retry."""
-    _push(pg, "q", "a", "b")
-    taking = pg._taking
+    _push(server, "q", "a", "b")
+    taking = server._taking
     assert taking is not None
 
     def take(token: str) -> Any:
-        return pg.run(lambda cur: taking.take(pg._connection(), ["q"], LEASE, token), write=False)
+        conn = server._connection()
+        return server.run(lambda cur: taking.take(conn, ["q"], LEASE, token), write=False)
 
     first = take("token-a")
     assert first[1] is not None
     assert take("token-a") == first
     other = take("token-b")
     assert other[1] is not None and other[1][1][0] != first[1][1][0]
-    assert pg.size("q").reserved == 2
+    assert server.size("q").reserved == 2
 
 
 def _setting_inside(driver: DatabaseDriver, durable: bool) -> str:
@@ -130,8 +147,20 @@ def test_worker_writes_skip_the_wal_flush_and_dispatches_wait_for_it(pg: Databas
     assert raw.execute("SHOW synchronous_commit").fetchone() == ("on",)  # the session keeps it
 
 
-def test_a_schema_without_the_take_function_asks_for_conveyor_migrate(pg: DatabaseDriver) -> None:
-    pg.migrate()
-    pg.run(lambda cur: cur.execute("DROP FUNCTION conveyor_take"))
+def test_a_schema_without_the_take_routine_asks_for_conveyor_migrate(
+    server: DatabaseDriver,
+) -> None:
+    server.migrate()
+    kind = "FUNCTION" if server.dialect.name == "postgresql" else "PROCEDURE"
+    server.run(lambda cur: cur.execute(f"DROP {kind} conveyor_take"))
     with pytest.raises(ConfigError, match="conveyor migrate"):
-        pg.reserve(["q"], LEASE)
+        server.reserve(["q"], LEASE)
+
+
+def test_an_idle_mysql_worker_polls_fast_only_while_jobs_came_recently() -> None:
+    dialect = MySQLDialect(parse_mysql_url("mysql://root@127.0.0.1/app"))
+    assert dialect._poll_every() == 0.005
+    dialect._busy_at -= 60
+    assert dialect._poll_every() == 0.05
+    slow = MySQLDialect(parse_mysql_url("mysql://root@127.0.0.1/app?poll_interval=0.2"))
+    assert slow._poll_every() == 0.2

@@ -116,7 +116,10 @@ class Taking(Protocol):
 class Pushing(Protocol):
     """Optional on a dialect: a dispatch in one statement that commits durably on its own."""
 
-    def push(self, conn: DBConnection, messages: Sequence[Message]) -> None:
+    def push(self, conn: DBConnection, messages: Sequence[Message]) -> bool:
         """Store ``messages`` (ids already stored are skipped: a retried push whose first try
-        committed must succeed) and wake idle workers, in one statement and one transaction."""
+        committed must succeed) and wake idle workers, in one statement and one transaction.
+
+        False, having stored nothing, leaves them to the driver's own transaction.
+        """
         ...

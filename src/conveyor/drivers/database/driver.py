@@ -162,8 +162,9 @@ class DatabaseDriver:
         if not messages:
             return
         pushing = self._pushing
-        if pushing is not None:
-            self.run(lambda cur: pushing.push(self._connection(), messages), write=False)
+        if pushing is not None and self.run(
+            lambda cur: pushing.push(self._connection(), messages), write=False
+        ):
             return
         self.run(lambda cur: self.insert_messages(cur, messages))
 

@@ -3,10 +3,14 @@
 The claim is a locking read with ``FOR UPDATE SKIP LOCKED`` (neither server can ``UPDATE ...
 RETURNING``) followed by an update of that one row by primary key, in one transaction under
 READ COMMITTED so that the locking read takes no gap locks that would stall concurrent pushes.
-The clock is the server's ``NOW(6)`` in a UTC session, so there is no daylight-saving hour.
+A worker runs it, with the acknowledgement of the job it finished, in a stored procedure: one
+round trip per job (``mysql_take``). The clock is the server's ``NOW(6)`` in a UTC session, so
+there is no daylight-saving hour.
 
-Neither server can push a wake-up to a client, so an idle worker polls ``MAX(seq)`` (a primary
-key lookup) every ``poll_interval`` seconds (0.05 by default) and looks for jobs when it moves.
+Neither server can push a wake-up to a client, so an idle worker polls ``MAX(seq)`` (the last
+entry of the primary key) and looks for jobs when it moves: every ``poll_interval`` seconds
+(0.005 by default) while it has had jobs in the last ``_BUSY_FOR`` seconds, and no more often
+than every ``_RESTING_POLL`` seconds after that, so a long-idle worker costs the server little.
 Older servers lack ``SKIP LOCKED``; connecting to one fails with a ``ConfigError`` naming the
 version instead of claiming jobs twice.
 """
@@ -18,18 +22,18 @@ import socket
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
 
 import pymysql
 from pymysql.constants import SERVER_STATUS
 
 from ...config import ConnectionSettings
 from ...errors import ConfigError
-from ..base import Driver
-from .dialect import DBConnection, Row
+from ..base import Driver, Message
+from .dialect import Claim, DBConnection, Row
 from .driver import DatabaseDriver
+from .mysql_take import PROCEDURES, VERSION, Taker
+from .mysql_url import MySQLOptions, parse_url
 from .schema import MIGRATIONS, render
 
 MINIMUM = {"mariadb": (10, 6, 0), "mysql": (8, 0, 1)}
@@ -51,6 +55,15 @@ _MINE = (
 #: by the driver; its rows are then already there, and the retry must succeed, not fail on a
 #: duplicate id (ids are fresh per dispatch, so nothing else ever collides).
 RETRY_SAFE = " ON DUPLICATE KEY UPDATE id = id"
+#: a single dispatch in one statement that commits on its own (autocommit): one round trip
+_PUSH_ONE = (
+    "INSERT INTO conveyor_jobs (id, queue, payload, attempts, available_at, created_at)"
+    " VALUES (%s, %s, %s, 0, UNIX_TIMESTAMP(NOW(6)) + %s, UNIX_TIMESTAMP(NOW(6)))" + RETRY_SAFE
+)
+#: seconds after its last job during which an idle worker polls every ``poll_interval``
+_BUSY_FOR = 10.0
+#: the slowest poll of a worker idle for longer (unless ``poll_interval`` is slower still)
+_RESTING_POLL = 0.05
 _INDEX = re.compile(r"^CREATE INDEX\s+(\w+)\s+ON\s+(\w+)\b")
 #: server errors worth a retry: too many connections, shutdown in progress, aborted connection,
 #: network read/write errors, lock wait timeout, deadlock, query interrupted, connection killed
@@ -59,26 +72,6 @@ _INDEX = re.compile(r"^CREATE INDEX\s+(\w+)\s+ON\s+(\w+)\b")
 _TRANSIENT = {1040, 1053, 1152, 1158, 1159, 1160, 1161, 1205, 1213, 1317, 1927, 4031}
 #: a connect refused for these reasons is refused the same way next time
 _PERMANENT_CONNECT = {1044, 1045, 1049, 1698}
-_OPTIONS = {
-    "connect_timeout": 5.0,
-    "read_timeout": 30.0,
-    "write_timeout": 30.0,
-    "lock_wait_timeout": 5.0,
-    "retry_window": 10.0,
-    "poll_interval": 0.05,
-}
-
-
-@dataclass(frozen=True)
-class MySQLOptions:
-    host: str = "127.0.0.1"
-    port: int = 3306
-    user: str = "root"
-    password: str = ""
-    database: str = ""
-    unix_socket: str | None = None
-    timeouts: dict[str, float] = field(default_factory=lambda: dict(_OPTIONS))
-    auto_migrate: bool = True
 
 
 def open_mysql(settings: ConnectionSettings) -> Driver:
@@ -96,51 +89,6 @@ def open_mysql(settings: ConnectionSettings) -> Driver:
         settings.name, dialect, auto_migrate=opts.auto_migrate,
         retry_window=opts.timeouts["retry_window"],
     )  # fmt: skip
-
-
-def parse_url(url: str, name: str = "mysql") -> MySQLOptions:
-    parts = urlsplit(url)
-    where = f"connection {name!r}"
-    database = unquote(parts.path.lstrip("/"))
-    if not database or "/" in database:
-        raise ConfigError(f"{where}: the URL must name a database, e.g. mysql://user@host/app")
-    timeouts = dict(_OPTIONS)
-    unix_socket, auto_migrate = None, True
-    for key, raw in parse_qsl(parts.query, keep_blank_values=True):
-        if key == "unix_socket":
-            unix_socket = raw
-            continue
-        if key == "auto_migrate":
-            auto_migrate = flag(raw, key, name)
-            continue
-        if key not in timeouts:
-            known = ", ".join(sorted([*_OPTIONS, "unix_socket", "auto_migrate"]))
-            raise ConfigError(f"{where}: unknown URL option {key!r}; known: {known}")
-        try:
-            timeouts[key] = float(raw)
-        except ValueError:
-            timeouts[key] = -1.0
-        if timeouts[key] <= 0:
-            raise ConfigError(f"{where}: {key} must be a positive number, got {raw!r}")
-    try:
-        port = parts.port or 3306
-    except ValueError:
-        raise ConfigError(f"{where}: invalid port in {url!r}") from None
-    return MySQLOptions(
-        host=parts.hostname or "127.0.0.1", port=port, user=unquote(parts.username or "root"),
-        password=unquote(parts.password or ""), database=database, unix_socket=unix_socket,
-        timeouts=timeouts, auto_migrate=auto_migrate,
-    )  # fmt: skip
-
-
-def flag(raw: str, key: str, name: str) -> bool:
-    """A yes/no URL option."""
-    value = raw.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"connection {name!r}: {key} must be true or false, got {raw!r}")
 
 
 def server_flavor(version: str) -> tuple[str, tuple[int, ...]]:
@@ -175,6 +123,9 @@ class MySQLDialect:
         self.flavor = "mariadb"
         self._claim_token = ""
         self._claimed_queues: set[str] = set()
+        self._taker = Taker()
+        #: when this process last claimed a job or saw one pushed (``time.monotonic()``)
+        self._busy_at = time.monotonic()
 
     def connect(self) -> DBConnection:
         raw = self._open()
@@ -240,7 +191,11 @@ class MySQLDialect:
             "if_not_exists": "IF NOT EXISTS" if self.flavor == "mariadb" else "",
         }
         return [
-            (v, [part for s in stmts for part in self._idempotent(render(s, types))])
+            (
+                v,
+                [part for s in stmts for part in self._idempotent(render(s, types))]
+                + (PROCEDURES if v == VERSION else []),
+            )
             for v, stmts in MIGRATIONS
         ]
 
@@ -317,6 +272,31 @@ class MySQLDialect:
         self._claimed_queues.add(queue)
         return again
 
+    def take(
+        self,
+        conn: DBConnection,
+        queues: Sequence[str],
+        lease: float,
+        token: str,
+        done: tuple[str, str] | None = None,
+    ) -> tuple[bool, Claim | None]:
+        """Acknowledge ``done`` and claim the next job in one ``CALL`` (``mysql_take``)."""
+        assert isinstance(conn, MySQLConnection)
+        acked, claim = self._taker.take(conn.raw, queues, lease, token, done)
+        if claim is not None:
+            self._busy_at = time.monotonic()
+        return acked, claim
+
+    def push(self, conn: DBConnection, messages: Sequence[Message]) -> bool:
+        """A single dispatch in one statement; several go through the driver's transaction
+        (one multi-row INSERT per megabyte, all or nothing)."""
+        if len(messages) != 1:
+            return False
+        m = messages[0]
+        with conn.cursor() as cur:
+            cur.execute(_PUSH_ONE, (m.id, m.queue, m.payload.decode(), float(m.delay)))
+        return True
+
     def wait_for_jobs(self, conn: DBConnection, timeout: float) -> None:
         """Poll the newest job's sequence number; return when it moves or ``timeout`` passes.
 
@@ -327,11 +307,17 @@ class MySQLDialect:
             with conn.cursor() as cur:
                 start = self._newest(cur)
                 while (left := deadline - time.monotonic()) > 0:
-                    time.sleep(min(self.poll_interval, left))
+                    time.sleep(min(self._poll_every(), left))
                     if self._newest(cur) != start:
+                        self._busy_at = time.monotonic()
                         return
         except pymysql.err.Error:
             return
+
+    def _poll_every(self) -> float:
+        if time.monotonic() - self._busy_at < _BUSY_FOR:
+            return self.poll_interval
+        return max(self.poll_interval, _RESTING_POLL)
 
     @staticmethod
     def _newest(cur: Any) -> Any:

@@ -265,7 +265,7 @@ class PostgresDialect:
         assert isinstance(conn, PGConnection)
         conn.wait_for_notification(timeout)
 
-    def push(self, conn: DBConnection, messages: Sequence[Message]) -> None:
+    def push(self, conn: DBConnection, messages: Sequence[Message]) -> bool:
         """Store ``messages`` and wake idle workers in one statement, committed durably."""
         assert isinstance(conn, PGConnection)
         columns: tuple[list[Any], ...] = ([], [], [], [])
@@ -275,6 +275,7 @@ class PostgresDialect:
             columns[2].append(m.payload.decode())
             columns[3].append(float(m.delay))
         conn.raw.execute(_PUSH, (*columns, self.channel))
+        return True
 
     def notify(self, conn: DBConnection, queues: Sequence[str]) -> None:
         assert isinstance(conn, PGConnection)

@@ -85,6 +85,8 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
     # PostgreSQL creates its one-round-trip claim function here (postgres_take.py); the other
     # servers have nothing to do, but record the version so that the numbers stay shared
     (3, []),
+    # MariaDB/MySQL create their one-round-trip claim procedure here (mysql_take.py)
+    (4, []),
 ]
 
 
