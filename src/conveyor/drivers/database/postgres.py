@@ -2,14 +2,16 @@
 
 The claim is one statement: a CTE picks the oldest available row with ``FOR UPDATE SKIP LOCKED``
 (so concurrent workers step over each other's rows instead of queueing behind them) and the
-``UPDATE ... RETURNING`` takes the lease. Every time the queue stores comes from the server's
-``clock_timestamp()``, so workers with skewed clocks agree on leases and delays.
+``UPDATE ... RETURNING`` takes the lease. A worker runs it, with the acknowledgement of the job it
+finished, through a server-side function: one round trip per job (``postgres_take``). Every
+time the queue stores comes from the server's ``clock_timestamp()``, so workers with skewed
+clocks agree on leases and delays.
 
-A push sends ``pg_notify`` inside its transaction, so the notification leaves only when the job
-is committed. Each worker listens on a second, autocommit connection and sleeps on that socket
-while idle, waking within a round trip of a dispatch. Notifications sent while the listener is
-disconnected are lost, so after (re)connecting it the worker looks again, and it never waits
-longer than the worker's own poll before looking anyway.
+A push is one statement that also calls ``pg_notify``, so the notification leaves only when the
+job is committed. Each worker listens on a second, autocommit connection and sleeps on that
+socket while idle, waking within a round trip of a dispatch. Notifications sent while the
+listener is disconnected are lost, so after (re)connecting it the worker looks again, and it
+never waits longer than the worker's own poll before looking anyway.
 """
 
 from __future__ import annotations
