@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psutil
 from harness.scenarios import Config, Runner, Target
-from harness.servers import Servers
+from harness.servers import Servers, exclusive
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
@@ -41,7 +41,7 @@ def main() -> None:
     p.add_argument("--every", type=int, default=10_000)
     p.add_argument("--url", default=f"sqlite:///{RESULTS / 'conveyor-rss.db'}")
     args = p.parse_args()
-    RESULTS.mkdir(exist_ok=True)
+    lock = exclusive(str(RESULTS))
     servers = Servers()
     servers.probe()
     if servers.up.get("redis"):
@@ -82,6 +82,7 @@ def main() -> None:
     path = RESULTS / f"rss-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(result, indent=2))
     print(json.dumps({k: v for k, v in result.items() if k != "samples"}, indent=2))
+    del lock
 
 
 if __name__ == "__main__":

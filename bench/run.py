@@ -22,7 +22,7 @@ from typing import Any
 
 from harness import chart, report, venvs
 from harness.scenarios import SCENARIOS, BenchError, Config, Runner, Target
-from harness.servers import Servers
+from harness.servers import Servers, exclusive
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
@@ -119,6 +119,7 @@ def config(args: argparse.Namespace) -> Config:
 
 
 def run(cfg: Config, args: argparse.Namespace) -> dict[str, Any]:
+    lock = exclusive(str(RESULTS))
     stamp = time.strftime("%Y%m%d-%H%M%S")
     logs = RESULTS / "logs" / stamp
     logs.mkdir(parents=True, exist_ok=True)
@@ -162,6 +163,7 @@ def run(cfg: Config, args: argparse.Namespace) -> dict[str, Any]:
                 print(f"teardown of {t.label}: {exc}", file=sys.stderr)
         servers.drop_databases()
     write(results, stamp)
+    del lock
     return results
 
 

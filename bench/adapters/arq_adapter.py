@@ -25,18 +25,14 @@ class WorkerSettings:
     redis_settings = RedisSettings.from_dsn(broker_url())
 
 
-class WorkerSettingsOne:
-    """arq reads only a settings class's own attributes, so nothing is inherited here."""
-
-    functions = WorkerSettings.functions
-    redis_settings = WorkerSettings.redis_settings
-    max_jobs = 1
-
-
 class Adapter(Base):
     name = "arq"
     is_async = True
     default_concurrency = "asyncio, max_jobs 10, polls every 0.5 s"
+    one_at_a_time = (
+        "not run: with max_jobs=1 arq takes one job per 0.5 s poll (about 2 jobs/s measured "
+        "on 100 jobs), so 10,000 jobs would take over an hour"
+    )
     packages = ("arq", "redis")
 
     def __init__(self, backend: str, url: str) -> None:
@@ -44,8 +40,7 @@ class Adapter(Base):
         self.pool: Any = None
 
     def worker_command(self, mode: str) -> list[str]:
-        settings = "WorkerSettingsOne" if mode == "one" else "WorkerSettings"
-        return [venv_bin("arq"), f"adapters.arq_adapter.{settings}"]
+        return [venv_bin("arq"), "adapters.arq_adapter.WorkerSettings"]
 
     async def setup(self) -> None:
         self.pool = await create_pool(RedisSettings.from_dsn(self.url))

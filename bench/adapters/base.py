@@ -46,6 +46,8 @@ class Adapter:
     #: A cap on N for a library whose drain is bound per job (e.g. a fork per job), so that
     #: the full run stays within an hour; the report says when it applied.
     max_n: int | None = None
+    #: Why the one-at-a-time drain is not run for this library ('' when it is).
+    one_at_a_time = ""
 
     def __init__(self, backend: str, url: str) -> None:
         self.backend = backend
@@ -61,6 +63,7 @@ class Adapter:
             "bulk": self.has_bulk,
             "default_concurrency": self.default_concurrency,
             "max_n": self.max_n,
+            "one_at_a_time": self.one_at_a_time,
         }
 
     def available_backends(self) -> dict[str, str]:

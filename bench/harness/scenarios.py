@@ -175,6 +175,8 @@ class Runner:
             self.drain(target, "default", n, keep, "drain_default")
 
     def _drain_one(self, target: Target, keep: dict[str, Any]) -> None:
+        if target.info.get("one_at_a_time"):
+            raise BenchError(target.info["one_at_a_time"])
         n = self.n_for(target, self.config.n)
         self.fill(target, n, "noop")
         self.drain(target, "one", n, keep, "drain_one")

@@ -8,8 +8,10 @@ on those servers is touched.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
+import sys
 import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -208,3 +210,22 @@ class Signal:
             if callable(alive) and not alive():
                 return self.count()
             time.sleep(0.01 if n - count < 50 else 0.05)
+
+
+def exclusive(results: str) -> object:
+    """One benchmark at a time: two runs would empty each other's queues and signal list.
+
+    Returns the open lock file, which must stay referenced for the life of the run.
+    """
+    os.makedirs(results, exist_ok=True)
+    handle = open(os.path.join(results, ".lock"), "a+")  # noqa: SIM115 - held until exit
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        sys.exit(f"another benchmark is running (pid {handle.read().strip() or '?'}); "
+                 "it owns Redis databases 13 and 15 until it ends")  # fmt: skip
+    handle.truncate(0)
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
