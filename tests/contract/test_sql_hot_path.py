@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from conveyor.drivers.base import Message
+from conveyor.drivers.database import postgres
 from conveyor.drivers.database.driver import DatabaseDriver
 from conveyor.drivers.database.mysql import MySQLDialect
 from conveyor.drivers.database.mysql import parse_url as parse_mysql_url
@@ -164,3 +165,20 @@ def test_an_idle_mysql_worker_polls_fast_only_while_jobs_came_recently() -> None
     assert dialect._poll_every() == 0.05
     slow = MySQLDialect(parse_mysql_url("mysql://root@127.0.0.1/app?poll_interval=0.2"))
     assert slow._poll_every() == 0.2
+
+
+def test_queue_names_beyond_ascii_reach_the_server_side_claim(sql: DatabaseDriver) -> None:
+    _push(sql, "émails-📬", "a", "b")
+    first = _reserve(sql, "ünused", "émails-📬")
+    acked, second = first.ack_and_reserve(["ünused", "émails-📬"], LEASE)
+    assert acked and second is not None
+    assert (first.queue, second.queue, second.id) == ("émails-📬", "émails-📬", "b")
+
+
+def test_a_bulk_too_large_for_one_statement_is_stored_whole_and_in_order(
+    pg: DatabaseDriver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(postgres, "_ONE_STATEMENT_BYTES", 10)
+    _push(pg, "q", *(f"job-{i}" for i in range(5)))
+    assert pg.size("q").pending == 5
+    assert [_reserve(pg, "q").id for _ in range(5)] == [f"job-{i}" for i in range(5)]

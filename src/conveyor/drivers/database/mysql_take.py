@@ -13,6 +13,7 @@ Unlike PostgreSQL, neither server lets a session commit without flushing the red
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -81,7 +82,8 @@ class Taker:
     """Calls ``conveyor_take`` and hands over a claim whose answer a broken connection hid."""
 
     def __init__(self) -> None:
-        self._last_token = ""
+        #: per thread, like the driver's connections: the token of the thread's last call
+        self._local = threading.local()
 
     def take(
         self,
@@ -98,13 +100,13 @@ class Taker:
         than left to wait out its lease and be charged a second attempt.
         """
         with raw.cursor() as cur:
-            if token == self._last_token:
+            if token == getattr(self._local, "token", ""):
                 marks = ", ".join(["%s"] * len(queues))
                 cur.execute(_MINE.format(marks), (*queues, token))
                 mine = cur.fetchone()
                 if mine is not None:
                     return done is not None, (mine[0], tuple(mine[1:]))
-            self._last_token = token
+            self._local.token = token
             done_id, done_token = done or (None, None)
             try:
                 cur.execute(_CALL, (json.dumps(list(queues)), lease, token, done_id, done_token))

@@ -83,6 +83,7 @@ stored AS (
 )
 SELECT pg_notify(%s, q) FROM (SELECT DISTINCT queue AS q FROM stored) AS woken
 """
+_ONE_STATEMENT_BYTES = 64 * 1024 * 1024
 #: the claim a lost answer may hide: this token's reservation (reserved rows are not available)
 _MINE = (
     "SELECT id, payload, attempts FROM conveyor_jobs"
@@ -268,8 +269,14 @@ class PostgresDialect:
         conn.wait_for_notification(timeout)
 
     def push(self, conn: DBConnection, messages: Sequence[Message]) -> bool:
-        """Store ``messages`` and wake idle workers in one statement, committed durably."""
+        """Store ``messages`` and wake idle workers in one statement, committed durably.
+
+        A very large bulk (an array parameter is capped at 1 GB) is left to the driver's
+        transaction, which inserts it a thousand rows at a time.
+        """
         assert isinstance(conn, PGConnection)
+        if sum(len(m.payload) for m in messages) > _ONE_STATEMENT_BYTES:
+            return False
         columns: tuple[list[Any], ...] = ([], [], [], [])
         for m in messages:
             columns[0].append(m.id)

@@ -15,6 +15,7 @@ dispatch keeps waiting for the flush, so a job id returned to a caller is always
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 import psycopg
@@ -78,7 +79,8 @@ class Taker:
     """Calls ``conveyor_take`` and hands over a claim whose answer a broken connection hid."""
 
     def __init__(self) -> None:
-        self._last_token = ""
+        #: per thread, like the driver's connections: the token of the thread's last call
+        self._local = threading.local()
 
     def take(
         self,
@@ -95,11 +97,11 @@ class Taker:
         than left to wait out its lease and be charged a second attempt.
         """
         conn.discard_notifications()
-        if token == self._last_token:
+        if token == getattr(self._local, "token", ""):
             mine = conn.raw.execute(_MINE, (list(queues), token)).fetchone()
             if mine is not None:
                 return done is not None, (mine[0], tuple(mine[1:]))
-        self._last_token = token
+        self._local.token = token
         done_id, done_token = done or (None, None)
         try:
             row = conn.raw.execute(
