@@ -5,12 +5,15 @@
 Per backend, in a schema / database of its own on the machine's servers: single dispatch
 (one ``dispatch()`` per job), bulk dispatch (one ``dispatch_many`` of ``--jobs``), drain of
 ``--jobs`` no-op jobs by one ``conveyor work --stop-when-empty`` (wall time of the process,
-start-up included), and dispatch-to-start latency with one idle worker.
+start-up included), and dispatch-to-start latency with one idle worker. Each line ends with the
+machine's load average (1, 5, 15 min) when it was taken: on a shared machine, compare figures
+taken at similar loads only.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import tempfile
@@ -85,22 +88,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", default="postgres,mysql")
     parser.add_argument("--jobs", type=int, default=10_000)
+    parser.add_argument("--reps", type=int, default=1, help="runs per backend, one line each")
     args = parser.parse_args()
-    for backend in args.backends.split(","):
-        with tempfile.TemporaryDirectory() as tmp:
-            if backend == "postgres":
-                schema = pg_backend.new_schema()
-                try:
-                    figures = measure(pg_backend.schema_url(schema), args.jobs, Path(tmp))
-                finally:
-                    pg_backend.drop_schema(schema)
-            else:
-                name = my_backend.new_database()
-                try:
-                    figures = measure(my_backend.database_url(name), args.jobs, Path(tmp))
-                finally:
-                    my_backend.drop_database(name)
-        print(backend, "  ".join(f"{k} {v:,.1f}" for k, v in figures.items()), flush=True)
+    for _ in range(args.reps):
+        for backend in args.backends.split(","):
+            figures = _one_run(backend, args.jobs)
+            load = " / ".join(f"{n:.2f}" for n in os.getloadavg())
+            print(backend, "  ".join(f"{k} {v:,.1f}" for k, v in figures.items()),
+                  f"  (load {load})", flush=True)  # fmt: skip
+
+
+def _one_run(backend: str, jobs: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        if backend == "postgres":
+            schema = pg_backend.new_schema()
+            try:
+                return measure(pg_backend.schema_url(schema), jobs, Path(tmp))
+            finally:
+                pg_backend.drop_schema(schema)
+        name = my_backend.new_database()
+        try:
+            return measure(my_backend.database_url(name), jobs, Path(tmp))
+        finally:
+            my_backend.drop_database(name)
 
 
 if __name__ == "__main__":

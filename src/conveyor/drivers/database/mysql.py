@@ -33,7 +33,8 @@ from ..base import Driver, Message
 from .dialect import Claim, DBConnection, Row
 from .driver import DatabaseDriver
 from .mysql_take import PROCEDURES, VERSION, Taker
-from .mysql_url import MySQLOptions, parse_url
+from .mysql_url import MySQLOptions
+from .mysql_url import parse_url as parse_url  # re-exported: the URL is part of this API
 from .schema import MIGRATIONS, render
 
 MINIMUM = {"mariadb": (10, 6, 0), "mysql": (8, 0, 1)}
