@@ -89,6 +89,7 @@ class Worker:
                         break
                     if self.events.has_listeners():
                         self.events.emit(WorkerLooping(self.driver.connection, self.options.queues))
+                    _flush_logs()  # about to wait: nothing should sit in a buffer meanwhile
                     reservation = self._reserve()
                     if reservation is None:
                         if self.options.stop_when_empty:
@@ -233,6 +234,7 @@ class Worker:
                         "lost the lease on job %s: another worker may run it", reservation.id
                     )
             self._beat(now)
+            _flush_logs()
             return not self.signals.aborting
 
         return tick
@@ -320,3 +322,9 @@ class Worker:
         except ConnectionUnavailable as exc:
             log.debug("control-plane call failed: %s", exc)
             return None
+
+
+def _flush_logs() -> None:
+    """Push out log lines held by a buffering handler (see ``cli.common.setup_logging``)."""
+    for handler in logging.getLogger().handlers:
+        handler.flush()
