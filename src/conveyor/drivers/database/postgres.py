@@ -75,7 +75,7 @@ WITH c AS (SELECT extract(epoch FROM clock_timestamp())::float8 AS t),
 stored AS (
     INSERT INTO conveyor_jobs (id, queue, payload, attempts, available_at, created_at)
     SELECT m.id, m.queue, m.payload, 0, c.t + m.delay, c.t
-    FROM c, unnest(%s::text[], %s::text[], %s::text[], %s::float8[])
+    FROM c, unnest(%b::text[], %b::text[], %b::text[], %b::float8[])
         WITH ORDINALITY AS m(id, queue, payload, delay, n)
     ORDER BY m.n
     ON CONFLICT (id) DO NOTHING
