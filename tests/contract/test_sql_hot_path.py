@@ -5,20 +5,23 @@ disk flush. Runs on SQLite, PostgreSQL and MariaDB/MySQL (each test on a fresh s
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
+from conveyor.config import ConnectionSettings
 from conveyor.drivers.base import Message
 from conveyor.drivers.database import postgres
 from conveyor.drivers.database.driver import DatabaseDriver
-from conveyor.drivers.database.mysql import MySQLDialect
+from conveyor.drivers.database.mysql import MySQLDialect, open_mysql, server_flavor
 from conveyor.drivers.database.mysql import parse_url as parse_mysql_url
 from conveyor.drivers.database.reservation import SQLReservation
 from conveyor.errors import ConfigError
+from tests.contract.backends import mysql as my_backend
 from tests.contract.backends import postgres as pg_backend
 
 LEASE = 30.0
@@ -182,3 +185,55 @@ def test_a_bulk_too_large_for_one_statement_is_stored_whole_and_in_order(
     _push(pg, "q", *(f"job-{i}" for i in range(5)))
     assert pg.size("q").pending == 5
     assert [_reserve(pg, "q").id for _ in range(5)] == [f"job-{i}" for i in range(5)]
+
+
+@pytest.fixture
+def mysql_user(request: pytest.FixtureRequest) -> Callable[[str], DatabaseDriver]:
+    """``mysql_user("SELECT, ...")``: a driver on a fresh database as a user with those grants."""
+    my_backend.require_mysql()
+    name = my_backend.new_database()
+    made: list[tuple[str, DatabaseDriver]] = []
+
+    def make(grants: str) -> DatabaseDriver:
+        user = f"conveyor_t_{uuid.uuid4().hex[:8]}"
+        with my_backend.admin() as conn, conn.cursor() as cur:
+            cur.execute(f"CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'")
+            cur.execute(f"GRANT {grants} ON `{name}`.* TO '{user}'@'%'")
+        url = my_backend.database_url(name).replace("://root@", f"://{user}:pw@")
+        driver = open_mysql(ConnectionSettings("granted", url))
+        assert isinstance(driver, DatabaseDriver)
+        made.append((user, driver))
+        return driver
+
+    def cleanup() -> None:
+        with my_backend.admin() as conn, conn.cursor() as cur:
+            for user, driver in made:
+                driver.close()
+                cur.execute(f"DROP USER IF EXISTS '{user}'@'%'")
+        my_backend.drop_database(name)
+
+    request.addfinalizer(cleanup)
+    return make
+
+
+_TABLES = "SELECT, INSERT, UPDATE, DELETE, CREATE, INDEX"
+
+
+def test_a_mysql_user_who_cannot_create_routines_is_told_what_migrating_needs(
+    mysql_user: Callable[[str], DatabaseDriver],
+) -> None:
+    with pytest.raises(ConfigError, match="CREATE ROUTINE"):
+        mysql_user(_TABLES).migrate()
+
+
+def test_create_routine_is_the_only_privilege_mariadb_adds_for_the_hot_path(
+    mysql_user: Callable[[str], DatabaseDriver],
+) -> None:
+    with my_backend.admin() as conn:
+        if server_flavor(conn.get_server_info())[0] != "mariadb":
+            pytest.skip("MySQL before 8.0.29 also needs ALTER ROUTINE to re-run the migration")
+    driver = mysql_user(f"{_TABLES}, CREATE ROUTINE")
+    driver.migrate()
+    _push(driver, "q", "a", "b")
+    acked, claimed = _reserve(driver, "q").ack_and_reserve(["q"], LEASE)
+    assert acked and claimed is not None and claimed.id == "b"

@@ -32,7 +32,7 @@ from ...errors import ConfigError
 from ..base import Driver, Message
 from .dialect import Claim, DBConnection, Row
 from .driver import DatabaseDriver
-from .mysql_take import PROCEDURES, VERSION, Taker
+from .mysql_take import VERSION, Taker, procedures
 from .mysql_url import MySQLOptions
 from .mysql_url import parse_url as parse_url  # re-exported: the URL is part of this API
 from .schema import MIGRATIONS, render
@@ -71,6 +71,8 @@ _INDEX = re.compile(r"^CREATE INDEX\s+(\w+)\s+ON\s+(\w+)\b")
 #: (MariaDB), disconnected for inactivity (MySQL). Client errors 2000-2999 (refused, gone away,
 #: lost connection) are all about the connection and are retried too.
 _TRANSIENT = {1040, 1053, 1152, 1158, 1159, 1160, 1161, 1205, 1213, 1317, 1927, 4031}
+#: a migration refused for want of a privilege (database, table, routine, SUPER for binlog)
+_DENIED = {1044, 1142, 1227, 1370, 1419}
 #: a connect refused for these reasons is refused the same way next time
 _PERMANENT_CONNECT = {1044, 1045, 1049, 1698}
 
@@ -195,7 +197,7 @@ class MySQLDialect:
             (
                 v,
                 [part for s in stmts for part in self._idempotent(render(s, types))]
-                + (PROCEDURES if v == VERSION else []),
+                + (procedures(self.flavor) if v == VERSION else []),
             )
             for v, stmts in MIGRATIONS
         ]
@@ -228,6 +230,15 @@ class MySQLDialect:
             raise ConfigError("another process has held the migration lock for 20 s; retry")
         try:
             yield
+        except pymysql.err.OperationalError as exc:
+            if exc.args and exc.args[0] in _DENIED:
+                raise ConfigError(
+                    f"cannot migrate the MySQL/MariaDB database: {exc.args[1]}. The migrating user"
+                    " needs CREATE, INDEX and CREATE ROUTINE on it, and on MySQL ALTER ROUTINE"
+                    " too (or let a user who has them run `conveyor migrate`, with"
+                    " auto_migrate=false in the workers' URL)"
+                ) from None
+            raise
         finally:
             with suppress(pymysql.err.Error):
                 cur.execute("DO RELEASE_LOCK(CONCAT('conveyor_migrate:', DATABASE()))")

@@ -25,9 +25,7 @@ from .dialect import Claim
 #: the migration version whose statements create the procedure below
 VERSION = 4
 _KEY = "VARCHAR(191) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
-PROCEDURES = [
-    "DROP PROCEDURE IF EXISTS conveyor_take",
-    f"""CREATE PROCEDURE conveyor_take(
+_PROCEDURE = f"""CREATE PROCEDURE {{if_not_exists}} conveyor_take(
         IN p_queues LONGTEXT CHARACTER SET utf8mb4, IN p_lease DOUBLE, IN p_token {_KEY},
         IN p_done_id {_KEY}, IN p_done_token {_KEY}
     )
@@ -67,8 +65,17 @@ PROCEDURES = [
         END IF;
         COMMIT;
         SELECT v_acked, IF(v_seq IS NULL, NULL, v_queue), v_id, v_payload, v_attempts;
-    END""",
-]
+    END"""
+
+
+def procedures(flavor: str) -> list[str]:
+    """Migration 4, re-runnable if cut short: MariaDB skips a procedure that exists (which needs
+    only CREATE ROUTINE); MySQL, which cannot before 8.0.29, drops it first (ALTER ROUTINE)."""
+    if flavor == "mariadb":
+        return [_PROCEDURE.format(if_not_exists="IF NOT EXISTS")]
+    return ["DROP PROCEDURE IF EXISTS conveyor_take", _PROCEDURE.format(if_not_exists="")]
+
+
 _CALL = "CALL conveyor_take(%s, %s, %s, %s, %s)"
 #: the claim a lost answer may hide: this token's reservation (reserved rows are not available)
 _MINE = (
