@@ -83,6 +83,17 @@ stored AS (
 )
 SELECT pg_notify(%s, q) FROM (SELECT DISTINCT queue AS q FROM stored) AS woken
 """
+#: the same for the common single dispatch, without the arrays (some 0.1 ms less)
+_PUSH_ONE = """
+WITH c AS (SELECT extract(epoch FROM clock_timestamp())::float8 AS t),
+stored AS (
+    INSERT INTO conveyor_jobs (id, queue, payload, attempts, available_at, created_at)
+    SELECT %s, %s, %s, 0, c.t + %s, c.t FROM c
+    ON CONFLICT (id) DO NOTHING
+    RETURNING queue
+)
+SELECT pg_notify(%s, queue) FROM stored
+"""
 _ONE_STATEMENT_BYTES = 64 * 1024 * 1024
 #: the claim a lost answer may hide: this token's reservation (reserved rows are not available)
 _MINE = (
@@ -275,6 +286,12 @@ class PostgresDialect:
         transaction, which inserts it a thousand rows at a time.
         """
         assert isinstance(conn, PGConnection)
+        if len(messages) == 1:
+            m = messages[0]
+            conn.raw.execute(
+                _PUSH_ONE, (m.id, m.queue, m.payload.decode(), float(m.delay), self.channel)
+            )
+            return True
         if sum(len(m.payload) for m in messages) > _ONE_STATEMENT_BYTES:
             return False
         columns: tuple[list[Any], ...] = ([], [], [], [])
