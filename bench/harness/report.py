@@ -165,7 +165,10 @@ def _notes(results: dict[str, Any]) -> list[str]:
         lines += ["", "## Smaller N", "", *capped]
     skipped = [f"- {what}: {why}" for what, why in results["skipped"].items()]
     if errors:
-        lines += ["", "## Scenarios that failed", "", *errors]
+        lines += ["", "## Scenarios that failed or were not run", "", *errors]
+    amendments = [f"- {note}" for note in results.get("amendments", [])]
+    if amendments:
+        lines += ["", "## Amendments to this run", "", *amendments]
     if skipped:
         lines += ["", "## Not measured", "", *skipped]
     return [*lines, ""]
