@@ -123,3 +123,37 @@ class Pushing(Protocol):
         False, having stored nothing, leaves them to the driver's own transaction.
         """
         ...
+
+
+class RetriedClaims:
+    """Which queues a claim token has already tried, for dialects that claim in two steps.
+
+    The driver repeats a claim with the same token after an error. The first try may have
+    committed though its connection broke before the answer came back: the job is then
+    reserved under this token and is handed over, rather than left to wait out its lease and
+    be charged a second attempt.
+    """
+
+    def __init__(self) -> None:
+        self._token = ""
+        self._queues: set[str] = set()
+
+    def seen(self, token: str, queue: str) -> bool:
+        if token != self._token:
+            self._token, self._queues = token, set()
+        again = queue in self._queues
+        self._queues.add(queue)
+        return again
+
+
+#: ``INSERT ... ON CONFLICT`` upserts, shared by the dialects that speak it (SQLite, PostgreSQL)
+ON_CONFLICT_META_UPSERT = (
+    "INSERT INTO conveyor_meta (name, value) VALUES (?, ?) "
+    "ON CONFLICT (name) DO UPDATE SET value = excluded.value"
+)
+ON_CONFLICT_WORKER_UPSERT = (
+    "INSERT INTO conveyor_workers (id, hostname, pid, queues, started_at, last_seen,"
+    " processed, current_job) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE"
+    " SET last_seen = excluded.last_seen, processed = excluded.processed,"
+    " current_job = excluded.current_job"
+)

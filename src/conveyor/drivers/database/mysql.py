@@ -30,7 +30,7 @@ from pymysql.constants import SERVER_STATUS
 from ...config import ConnectionSettings
 from ...errors import ConfigError
 from ..base import Driver, Message
-from .dialect import Claim, DBConnection, Row
+from .dialect import Claim, DBConnection, RetriedClaims, Row
 from .driver import DatabaseDriver
 from .mysql_take import VERSION, Taker, procedures
 from .mysql_url import MySQLOptions
@@ -124,8 +124,7 @@ class MySQLDialect:
         self.poll_interval = options.timeouts["poll_interval"]
         #: learnt at connect; decides how an index is created when it may already exist
         self.flavor = "mariadb"
-        self._claim_token = ""
-        self._claimed_queues: set[str] = set()
+        self._retried = RetriedClaims()
         self._taker = Taker()
         #: when this process last claimed a job or saw one pushed (``time.monotonic()``)
         self._busy_at = time.monotonic()
@@ -258,7 +257,7 @@ class MySQLDialect:
         self, conn: DBConnection, queue: str, now: float, lease_until: float, token: str
     ) -> Row | None:
         with conn.cursor() as cur:
-            if self._retrying(token, queue):
+            if self._retried.seen(token, queue):
                 cur.execute(_MINE, (queue, now, token))
                 mine: Row | None = cur.fetchone()
                 if mine is not None:
@@ -270,19 +269,6 @@ class MySQLDialect:
             seq, job_id, payload, attempts = row
             cur.execute(_TAKE, (lease_until, now, token, seq))
             return (job_id, payload, int(attempts) + 1)
-
-    def _retrying(self, token: str, queue: str) -> bool:
-        """Whether the driver repeats this claim (same token) after an error.
-
-        The first try may have committed though its connection broke before the answer came
-        back: the job is then reserved under this token and is handed over now, rather than
-        left to wait out its lease and be charged a second attempt.
-        """
-        if token != self._claim_token:
-            self._claim_token, self._claimed_queues = token, set()
-        again = queue in self._claimed_queues
-        self._claimed_queues.add(queue)
-        return again
 
     def take(
         self,

@@ -31,7 +31,14 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from ...config import ConnectionSettings
 from ...errors import ConfigError
 from ..base import Driver, Message
-from .dialect import Claim, DBConnection, Row
+from .dialect import (
+    ON_CONFLICT_META_UPSERT,
+    ON_CONFLICT_WORKER_UPSERT,
+    Claim,
+    DBConnection,
+    RetriedClaims,
+    Row,
+)
 from .driver import DatabaseDriver
 from .postgres_connection import PGConnection, connect
 from .postgres_take import FUNCTIONS, VERSION, Taker
@@ -203,8 +210,7 @@ class PostgresDialect:
         #: seconds between looks while idle when the listening connection cannot be had
         self.poll_interval = poll_interval
         self.channel = f"conveyor_{schema}" if schema else "conveyor"
-        self._claim_token = ""
-        self._claimed_queues: set[str] = set()
+        self._retried = RetriedClaims()
         self._taker = Taker()
 
     def connect(self) -> DBConnection:
@@ -256,24 +262,11 @@ class PostgresDialect:
         assert isinstance(conn, PGConnection)
         conn.discard_notifications()
         row: Row | None = None
-        if self._retrying(token, queue):
+        if self._retried.seen(token, queue):
             row = conn.raw.execute(_MINE, (queue, now, token)).fetchone()
         if row is None:
             row = conn.raw.execute(_CLAIM, (queue, now, lease_until, now, token)).fetchone()
         return row
-
-    def _retrying(self, token: str, queue: str) -> bool:
-        """Whether the driver repeats this claim (same token) after an error.
-
-        The first try may have committed though its connection broke before the answer came
-        back: the job is then reserved under this token and is handed over now, rather than
-        left to wait out its lease and be charged a second attempt.
-        """
-        if token != self._claim_token:
-            self._claim_token, self._claimed_queues = token, set()
-        again = queue in self._claimed_queues
-        self._claimed_queues.add(queue)
-        return again
 
     def wait_for_jobs(self, conn: DBConnection, timeout: float) -> None:
         assert isinstance(conn, PGConnection)
@@ -319,15 +312,7 @@ class PostgresDialect:
         return state is None or state[:2] in _TRANSIENT_CLASSES or state == "55P03"
 
     def upsert_meta_sql(self) -> str:
-        return (
-            "INSERT INTO conveyor_meta (name, value) VALUES (?, ?) "
-            "ON CONFLICT (name) DO UPDATE SET value = excluded.value"
-        )
+        return ON_CONFLICT_META_UPSERT
 
     def upsert_worker_sql(self) -> str:
-        return (
-            "INSERT INTO conveyor_workers (id, hostname, pid, queues, started_at, last_seen,"
-            " processed, current_job) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE"
-            " SET last_seen = excluded.last_seen, processed = excluded.processed,"
-            " current_job = excluded.current_job"
-        )
+        return ON_CONFLICT_WORKER_UPSERT

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
-from .dialect import DBConnection, Row
+from .dialect import ON_CONFLICT_META_UPSERT, ON_CONFLICT_WORKER_UPSERT, DBConnection, Row
 from .schema import MIGRATIONS, render
 
 _TYPES = {
@@ -99,18 +99,10 @@ class SQLiteDialect:
         )
 
     def upsert_meta_sql(self) -> str:
-        return (
-            "INSERT INTO conveyor_meta (name, value) VALUES (?, ?) "
-            "ON CONFLICT (name) DO UPDATE SET value = excluded.value"
-        )
+        return ON_CONFLICT_META_UPSERT
 
     def upsert_worker_sql(self) -> str:
-        return (
-            "INSERT INTO conveyor_workers (id, hostname, pid, queues, started_at, last_seen,"
-            " processed, current_job) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE"
-            " SET last_seen = excluded.last_seen, processed = excluded.processed,"
-            " current_job = excluded.current_job"
-        )
+        return ON_CONFLICT_WORKER_UPSERT
 
 
 class _AutoBegin:
