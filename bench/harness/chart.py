@@ -6,7 +6,7 @@ import math
 from html import escape
 from typing import Any
 
-ROW, LABEL_W, BAR_W, PAD = 22, 190, 330, 14
+ROW, LABEL_W, BAR_W, PAD = 28, 190, 330, 14
 COLORS = {"a": "#2f6fb3", "b": "#9cc3e6", "conveyor": "#d9822b", "conveyor_b": "#f3c089"}
 
 
@@ -37,13 +37,13 @@ def _panel(
         out.append(f'<text x="{x0 + LABEL_W - 6}" y="{y + 14}" class="l">{escape(label)}</text>')
         for i, (value, key) in enumerate(((a, "a"), (b, "b"))):
             color = COLORS[("conveyor" if key == "a" else "conveyor_b") if mine else key]
-            by = y + i * 9
+            by = y + i * 11
             if value:
                 w = max(width(value), 1.0)
                 out.append(
                     f'<rect x="{x0 + LABEL_W}" y="{by}" width="{w:.1f}" height="8" fill="{color}"/>'
                     f'<text x="{x0 + LABEL_W + w + 4:.1f}" y="{by + 8}" class="v">'
-                    f"{value:,.{0 if value >= 100 else 2}f}</text>"
+                    f"{value:,.{0 if value >= 100 else 1 if value >= 10 else 2}f}</text>"
                 )
         y += ROW
     out.append(f'<text x="{x0 + LABEL_W}" y="{y + 10}" class="s">{escape(unit)}</text>')
