@@ -83,6 +83,7 @@ def build_envelope(
         retry_until=_retry_until(job),
         max_exceptions=cls.max_exceptions,
         fail_on_timeout=bool(cls.fail_on_timeout),
+        async_handle=cls.async_handle,
         dispatched_at=time.time(),
     )
     payload = envelope_mod.encode(env)

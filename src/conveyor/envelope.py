@@ -29,6 +29,9 @@ class Envelope(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_f
     retry_until: float | None = None
     max_exceptions: int | None = None
     fail_on_timeout: bool = False
+    #: ``handle`` is ``async def``, known at dispatch so that a worker can run several such
+    #: jobs at once without importing the job's class in its control process
+    async_handle: bool = False
     exceptions: int = 0
     #: claims handed back unfinished by a worker forced to stop; they do not count as attempts
     returned: int = 0

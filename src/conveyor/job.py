@@ -23,7 +23,7 @@ RESERVED_NAMES = frozenset(
         "handle", "failed", "dispatch", "delay", "on_queue", "on_connection", "attempts",
         "release", "delete", "fail", "job_id", "middleware", "queue", "connection", "tries",
         "timeout", "backoff", "retry_until", "max_exceptions", "fail_on_timeout", "job_name",
-        "batch",
+        "batch", "async_handle",
     }
 )  # fmt: skip
 
@@ -51,6 +51,8 @@ class Job:
     max_exceptions: ClassVar[int | None] = None
     fail_on_timeout: ClassVar[bool] = False
     job_name: ClassVar[str] = ""
+    #: ``handle`` is a coroutine function: such jobs may share the executor (``--concurrency``)
+    async_handle: ClassVar[bool] = False
 
     _context: JobContext | None = None
 
@@ -58,6 +60,7 @@ class Job:
         super().__init_subclass__(**kwargs)
         if "job_name" not in cls.__dict__:
             cls.job_name = f"{cls.__module__}:{cls.__qualname__}"
+        cls.async_handle = inspect.iscoroutinefunction(cls.handle)
         dataclasses.dataclass(kw_only=True, eq=True, repr=True)(cls)
         clashes = RESERVED_NAMES.intersection(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
         if clashes:

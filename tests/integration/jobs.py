@@ -8,6 +8,7 @@ if the process is killed right after.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -160,3 +161,57 @@ class Typed(Job):
 
     def handle(self) -> None:
         record("done", self, n=self.n)
+
+
+class AsyncNap(Job):
+    """An I/O-bound job: many of them share one executor process under ``--concurrency``."""
+
+    seconds: float
+    n: int = 0
+    tries = 3
+
+    async def handle(self) -> None:
+        record("start", self, n=self.n)
+        await asyncio.sleep(self.seconds)
+        record("done", self, n=self.n)
+
+
+class AsyncStuck(Job):
+    """Never finishes on its own: the executor child cancels it at its timeout."""
+
+    tries = 2
+    timeout = 1
+
+    async def handle(self) -> None:
+        record("start", self)
+        await asyncio.sleep(1000)
+
+    async def failed(self, exc: BaseException) -> None:
+        record("failed_hook", self, error=type(exc).__name__)
+
+
+class AsyncBlocksLoop(AsyncStuck):
+    """``async def`` that blocks the event loop, so only the control process can stop it."""
+
+    tries = 1
+
+    async def handle(self) -> None:
+        record("start", self)
+        time.sleep(1000)
+
+
+class AsyncCrash(Job):
+    """Takes the executor child, and every job running in it, down once."""
+
+    tries = 3
+
+    async def handle(self) -> None:
+        record("start", self)
+        await asyncio.sleep(0.3)
+        if self.attempts() == 1:
+            os._exit(3)
+        record("done", self)
+
+
+class AsyncNapOnce(AsyncNap):
+    tries = 1

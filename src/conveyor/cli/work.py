@@ -5,10 +5,15 @@ from __future__ import annotations
 import click
 
 from .. import backoff as backoff_mod
+from ..worker.async_child import ConcurrentRunner
+from ..worker.concurrent import ConcurrentWorker
 from ..worker.executor import WorkerDefaults
 from ..worker.loop import Worker, WorkerOptions
 from ..worker.process import ChildRunner, InlineRunner
 from .common import State, fail, guarded, pass_state, setup_logging
+
+#: async jobs at once by default, as arq and SAQ do; sync jobs are never affected
+DEFAULT_CONCURRENCY = 10
 
 
 def _queues(value: str) -> tuple[str, ...]:
@@ -82,24 +87,34 @@ def _queues(value: str) -> tuple[str, ...]:
     default=None,
     help="Seconds a reservation lasts without renewal. [default: the connection's retry_after]",
 )
+@click.option(
+    "--concurrency",
+    "-c",
+    type=click.IntRange(min=1),
+    default=DEFAULT_CONCURRENCY,
+    show_default=True,
+    help="Jobs with `async def handle` run this many at once in the executor process; sync "
+    "jobs always run one at a time. 1: strictly one job at a time.",
+)
 @click.option("-v", "--verbose", count=True, help="Debug logs with -vv (same as the global -v).")
 @click.option(
     "--in-process",
     is_flag=True,
-    help="Run jobs in the worker process itself: faster, but no hard timeout and a crashing job takes the worker down.",
+    help="Run jobs in the worker process itself, one at a time: no hard timeout, and a crashing job takes the worker down.",
 )
 @pass_state
 @guarded
 def work(
     state: State, connection: str | None, queue: str | None, once: bool, stop_when_empty: bool,
     timeout: float, tries: int, backoff: str, sleep: float, max_jobs: int, max_time: float,
-    memory: float | None, lease: float | None, verbose: int, in_process: bool,
+    memory: float | None, lease: float | None, concurrency: int, verbose: int, in_process: bool,
 ) -> None:  # fmt: skip
     """Process jobs from a connection's queues until stopped.
 
-    SIGTERM or Ctrl-C finishes the current job and exits 0; a second one releases the job at
-    once. Each job is run in a separate executor process, so a job that hangs is killed after
-    its timeout and a job that crashes costs one attempt, never the worker.
+    SIGTERM or Ctrl-C finishes the running jobs and exits 0; a second one releases them at
+    once. Jobs run in a separate executor process, so a job that hangs is killed after its
+    timeout and a job that crashes costs an attempt, never the worker. Up to --concurrency
+    jobs with `async def handle` share that process; sync jobs run one at a time.
 
     \b
     Examples:
@@ -107,6 +122,7 @@ def work(
       conveyor work database --queue payments,emails,default --tries 3 --backoff 3,5,10
       conveyor work --once -v
       conveyor work --max-jobs 1000 --max-time 3600 --memory 256
+      conveyor work --queue scrape --concurrency 50
     """
     setup_logging(state.verbose + verbose)
     app = state.app()
@@ -122,14 +138,19 @@ def work(
         max_time=max_time, lease=lease or settings.retry_after,
     )  # fmt: skip
     driver = app.driver(settings.name)
-    runner = (
-        InlineRunner(app.executor(defaults))
-        if in_process
-        else ChildRunner(lambda: app.executor(defaults), memory)
-    )
+    worker: Worker
+    if in_process:
+        worker = Worker(driver, InlineRunner(app.executor(defaults)), app.events, defaults, options)
+    elif concurrency > 1:
+        runner = ConcurrentRunner(lambda: app.executor(defaults), memory)
+        worker = ConcurrentWorker(driver, runner, app.events, defaults, options, concurrency)
+    else:
+        serial = ChildRunner(lambda: app.executor(defaults), memory)
+        worker = Worker(driver, serial, app.events, defaults, options)
     click.echo(
         f"Processing jobs from {settings.name} [{','.join(options.queues)}]"
-        f" (lease {options.lease:g}s, timeout {timeout:g}s, tries {tries})",
+        f" (lease {options.lease:g}s, timeout {timeout:g}s, tries {tries},"
+        f" concurrency {1 if in_process else concurrency})",
         err=True,
     )
-    raise SystemExit(Worker(driver, runner, app.events, defaults, options).run())
+    raise SystemExit(worker.run())

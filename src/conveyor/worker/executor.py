@@ -20,7 +20,7 @@ from .. import envelope as envelope_mod
 from .. import retry
 from ..context import Intent, JobContext
 from ..envelope import Envelope
-from ..errors import MaxAttemptsExceeded, PayloadError
+from ..errors import JobTimedOut, MaxAttemptsExceeded, PayloadError
 from ..events import (
     EventBus,
     JobExceptionOccurred,
@@ -29,6 +29,7 @@ from ..events import (
     JobProcessing,
     JobReleased,
 )
+from ..events import JobTimedOut as TimedOutEvent
 from ..job import Job
 from ..registry import Registry
 from ..serialization import decode_fields
@@ -44,6 +45,26 @@ class WorkerDefaults:
     tries: int = 1
     backoff: list[float] | None = None
     timeout: float | None = 60.0
+
+
+@dataclass(frozen=True)
+class _Begun:
+    """An attempt past its checks, about to run (or having run) user code."""
+
+    job: Job
+    env: Envelope
+    policy: retry.Policy
+    ctx: JobContext
+    meta: tuple[str, str, str, str, int]
+    started: float
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """The attempt fails for good; the ``failed()`` hook still has to run."""
+
+    exc: BaseException
+    why: str = ""
 
 
 @dataclass(frozen=True)
@@ -82,6 +103,45 @@ class Executor:
 
     def execute(self, attempt: Attempt, *, single_attempt: bool = False) -> Outcome:
         """Run one attempt; ``single_attempt`` fails on any exception (sync connection)."""
+        begun = self._begin(attempt)
+        if isinstance(begun, Outcome):
+            return begun
+        try:
+            self._run_pipeline(begun.job)
+        except (Exception, SystemExit) as exc:  # sys.exit() in a job is its failure, not ours
+            if single_attempt:
+                return self._fail(begun, _Failure(exc, "the sync connection runs one attempt"))
+            decided = self._after_exception(begun, exc)
+        else:
+            decided = self._after_return(begun)
+        return self._fail(begun, decided) if isinstance(decided, _Failure) else decided
+
+    async def execute_async(self, attempt: Attempt, timeout: float | None) -> Outcome:
+        """Run one attempt on the running event loop, beside others (``--concurrency``).
+
+        An ``async def handle`` is cancelled at ``timeout``; sync code blocks the loop and is
+        left to the control process's hard timeout, as with ``execute``.
+        """
+        begun = self._begin(attempt)
+        if isinstance(begun, Outcome):
+            return begun
+        try:
+            async with asyncio.timeout(timeout) as limit:
+                await self._run_pipeline_async(begun.job)
+        except (Exception, SystemExit) as exc:
+            if isinstance(exc, TimeoutError) and limit.expired():
+                decided = self._after_timeout(begun, timeout or 0.0)
+            else:
+                decided = self._after_exception(begun, exc)
+        else:
+            decided = self._after_return(begun)
+        if isinstance(decided, _Failure):
+            hook_error = await self._call_failed_hook_async(begun.job, decided.exc)
+            return self._failed(begun, decided, hook_error)
+        return decided
+
+    def _begin(self, attempt: Attempt) -> _Begun | Outcome:
+        """Decode and check policy; an ``Outcome`` when the attempt ends before user code runs."""
         started = time.perf_counter()
         self.last_exception = None
         try:
@@ -98,45 +158,31 @@ class Executor:
         if _skipped_by_batch(env, attempt.connection):
             return Outcome(Kind.COMPLETED, reason="skipped: its batch was cancelled")
         meta = (attempt.connection, attempt.queue, attempt.id, env.job, attempts)
+        begun = _Begun(job, env, policy, ctx, meta, started)
         exhausted = retry.exhausted_before_start(policy, attempts, time.time())
         if exhausted:
-            return self._fail(job, meta, MaxAttemptsExceeded(f"{env.job}: {exhausted}"), started)
+            return self._fail(begun, _Failure(MaxAttemptsExceeded(f"{env.job}: {exhausted}")))
         self.events.emit(JobProcessing(*meta))
-        try:
-            self._run_pipeline(job)
-        except (Exception, SystemExit) as exc:  # sys.exit() in a job is its failure, not ours
-            if single_attempt:
-                return self._fail(job, meta, exc, started, "the sync connection runs one attempt")
-            return self._after_exception(job, env, policy, meta, exc, started)
-        return self._after_return(job, ctx, meta, started)
+        return begun
 
-    def _after_return(
-        self, job: Job, ctx: JobContext, meta: tuple[str, str, str, str, int], started: float
-    ) -> Outcome:
+    def _after_return(self, begun: _Begun) -> Outcome | _Failure:
+        ctx, meta, started = begun.ctx, begun.meta, begun.started
         if ctx.intent is Intent.RELEASE:
             self.events.emit(JobReleased(*meta, delay=ctx.release_delay))
             return Outcome(Kind.RELEASED, delay=ctx.release_delay, duration=_since(started))
         if ctx.intent is Intent.FAIL:
-            reason = ctx.fail_reason or RuntimeError("job marked as failed")
-            return self._fail(job, meta, reason, started)
+            return _Failure(ctx.fail_reason or RuntimeError("job marked as failed"))
         self.events.emit(JobProcessed(*meta, duration=_since(started)))
         if ctx.intent is Intent.DELETE:
             return Outcome(Kind.DISCARDED, reason="deleted by the job", duration=_since(started))
         return Outcome(Kind.COMPLETED, duration=_since(started))
 
-    def _after_exception(
-        self,
-        job: Job,
-        env: Envelope,
-        policy: retry.Policy,
-        meta: tuple[str, str, str, str, int],
-        exc: BaseException,
-        started: float,
-    ) -> Outcome:
+    def _after_exception(self, begun: _Begun, exc: BaseException) -> Outcome | _Failure:
+        env, policy, meta = begun.env, begun.policy, begun.meta
         self.events.emit(JobExceptionOccurred(*meta, exception=exc))
         decision = retry.after_error(policy, meta[4], env.exceptions + 1, time.time())
         if not decision.retry:
-            return self._fail(job, meta, exc, started, decision.reason)
+            return _Failure(exc, decision.reason)
         self.last_exception = exc
         self.events.emit(JobReleased(*meta, delay=decision.delay))
         payload = None
@@ -148,31 +194,56 @@ class Executor:
             payload=payload,
             error=format_error(exc),
             reason=f"{type(exc).__name__}: {exc}",
-            duration=_since(started),
+            duration=_since(begun.started),
         )
 
-    def _fail(
-        self,
-        job: Job,
-        meta: tuple[str, str, str, str, int],
-        exc: BaseException,
-        started: float,
-        why: str = "",
-    ) -> Outcome:
+    def _after_timeout(self, begun: _Begun, timeout: float) -> Outcome | _Failure:
+        """The same decision the control process makes when it kills a job at its timeout."""
+        env, policy, meta = begun.env, begun.policy, begun.meta
+        exc = JobTimedOut(f"job ran longer than its {timeout:g}s timeout")
+        self.events.emit(TimedOutEvent(*meta, timeout=timeout))
+        decision = retry.after_error(
+            policy, meta[4], env.exceptions + 1, time.time(), timed_out=True
+        )
+        if not decision.retry:
+            return _Failure(exc, decision.reason)
+        self.last_exception = exc
+        return Outcome(
+            Kind.RELEASED,
+            delay=decision.delay,
+            payload=envelope_mod.encode(env.with_exception_counted()),
+            reason=f"{type(exc).__name__}: {exc}",
+            duration=_since(begun.started),
+        )
+
+    def _fail(self, begun: _Begun, failure: _Failure) -> Outcome:
+        return self._failed(begun, failure, self.call_failed_hook(begun.job, failure.exc))
+
+    def _failed(self, begun: _Begun, failure: _Failure, hook_error: str) -> Outcome:
+        exc, why = failure.exc, failure.why
         self.last_exception = exc
         error = format_error(exc)
-        hook_error = self.call_failed_hook(job, exc)
         if hook_error:
             error += f"\n\nfailed() hook raised:\n{hook_error}"
-        self.events.emit(JobFailed(*meta, exception=exc))
+        self.events.emit(JobFailed(*begun.meta, exception=exc))
         reason = f"{type(exc).__name__}: {exc}" + (f" ({why})" if why else "")
-        return Outcome(Kind.FAILED, error=error, reason=reason, duration=_since(started))
+        return Outcome(Kind.FAILED, error=error, reason=reason, duration=_since(begun.started))
 
     def call_failed_hook(self, job: Job, exc: BaseException) -> str:
         try:
             result: Any = job.failed(exc)
             if inspect.isawaitable(result):
                 self._run_async(result)
+        except Exception as hook_exc:
+            log.exception("%s.failed() raised", type(job).__qualname__)
+            return format_error(hook_exc)
+        return ""
+
+    async def _call_failed_hook_async(self, job: Job, exc: BaseException) -> str:
+        try:
+            result: Any = job.failed(exc)
+            if inspect.isawaitable(result):
+                await result
         except Exception as hook_exc:
             log.exception("%s.failed() raised", type(job).__qualname__)
             return format_error(hook_exc)
@@ -192,6 +263,16 @@ class Executor:
             call = _wrap(middleware, call)
         call(job)
 
+    async def _run_pipeline_async(self, job: Job) -> None:
+        """The same onion on a running loop: ``call_next`` returns the awaitable of an async
+        ``handle``, which a middleware returns or awaits (``async def handle`` middleware)."""
+        call: Callable[[Job], Any] = _call_handle
+        for middleware in reversed(list(job.middleware())):
+            call = _wrap(middleware, call)
+        result = call(job)
+        while inspect.isawaitable(result):
+            result = await result
+
     def _run_async(self, awaitable: Any) -> Any:
         if self._loop is None or self._loop.is_closed():
             self._loop = asyncio.new_event_loop()
@@ -199,6 +280,15 @@ class Executor:
 
     def failed_hook_for(self, attempt: Attempt, error: BaseException) -> str:
         """Call ``failed()`` for a job whose attempt died outside user code (timeout, crash)."""
+        job = self._job_of(attempt)
+        return job if isinstance(job, str) else self.call_failed_hook(job, error)
+
+    async def failed_hook_for_async(self, attempt: Attempt, error: BaseException) -> str:
+        job = self._job_of(attempt)
+        return job if isinstance(job, str) else await self._call_failed_hook_async(job, error)
+
+    def _job_of(self, attempt: Attempt) -> Job | str:
+        """The job of an attempt, in its context, or why its payload cannot give one."""
         try:
             env = envelope_mod.decode(attempt.payload)
             job = decode_fields(self.registry.resolve(env.job), env.args)
@@ -206,7 +296,7 @@ class Executor:
             return str(exc)
         attempts = env.attempts(attempt.attempts)
         job._context = JobContext(attempt.id, attempts, attempt.queue, attempt.connection)
-        return self.call_failed_hook(job, error)
+        return job
 
 
 def _skipped_by_batch(env: Envelope, connection: str) -> bool:
@@ -217,6 +307,10 @@ def _skipped_by_batch(env: Envelope, connection: str) -> bool:
     from ..bus.settle import batch_cancelled
 
     return batch_cancelled(env.batch_id, connection)
+
+
+def _call_handle(job: Job) -> Any:
+    return job.handle()
 
 
 def _wrap(middleware: Any, inner: Callable[[Job], Any]) -> Callable[[Job], Any]:

@@ -142,6 +142,12 @@ class Worker:
         )
 
     def _start(self, reservation: Reservation) -> _Running:
+        running = self._running(reservation)
+        self.runner.start(running.attempt)
+        return running
+
+    def _running(self, reservation: Reservation) -> _Running:
+        """Count a claimed job as started and decode what the control process needs of it."""
         attempt = Attempt(
             reservation.id, reservation.queue, self.driver.connection,
             reservation.payload, reservation.attempts,
@@ -152,16 +158,20 @@ class Worker:
             env: Envelope | None = envelope_mod.decode(reservation.payload)
         except PayloadError:
             env = None
-        running = _Running(reservation, attempt, time.perf_counter(), env)
-        self.runner.start(attempt)
-        return running
+        return _Running(reservation, attempt, time.perf_counter(), env)
 
     def _settle_and_start_next(self, finished: _Running, outcome: Outcome) -> _Running | None:
         """Settle the finished job and start the next before logging, so the executor works
-        while this process logs; a plain acknowledgement and the next claim share one round
-        trip where the backend can do both."""
-        reservation = finished.reservation
+        while this process logs."""
         want_next = not (self.options.once or self._stop_reason())
+        claimed = self._settle_and_claim(finished.reservation, outcome, want_next)
+        return self._start(claimed) if claimed is not None else None
+
+    def _settle_and_claim(
+        self, reservation: Reservation, outcome: Outcome, want_next: bool
+    ) -> Reservation | None:
+        """Settle a job and, if ``want_next``, claim the next one: a plain acknowledgement and
+        the claim share one round trip where the backend can do both."""
         bus_write = bus_settlement(self.driver, reservation, outcome)
         plain_ack = bus_write is None and outcome.kind in (Kind.COMPLETED, Kind.DISCARDED)
         # a chained or batched job settles through the bus, which may claim the next job too
@@ -174,11 +184,10 @@ class Worker:
             )
             if not acked:
                 log.warning("job %s: lease was lost before settling", reservation.id)
-            return self._start(claimed) if claimed is not None else None
+            return claimed  # type: ignore[no-any-return]
         claimed = self._reserve(wait=0.0) if want_next else None
-        running = self._start(claimed) if claimed is not None else None
         self._settle(reservation, outcome, bus_write)
-        return running
+        return claimed
 
     def _finish(self, running: _Running) -> Outcome:
         reservation, attempt = running.reservation, running.attempt
@@ -247,9 +256,7 @@ class Worker:
         except PayloadError as exc:
             return Outcome(Kind.FAILED, error=str(exc), reason=str(exc))
         if self.signals.aborting:
-            # not the job's fault: hand the claim back so it does not count against tries
-            returned = envelope_mod.encode(env.with_claim_returned())
-            return Outcome(Kind.RELEASED, payload=returned, reason="worker stopped; released")
+            return _handed_back(env, "worker stopped; released")
         attempts = env.attempts(attempt.attempts)
         meta = (attempt.connection, attempt.queue, attempt.id, env.job, attempts)
         policy = policy_for(env, self.defaults)
@@ -322,6 +329,12 @@ class Worker:
         except ConnectionUnavailable as exc:
             log.debug("control-plane call failed: %s", exc)
             return None
+
+
+def _handed_back(env: Envelope, reason: str) -> Outcome:
+    """Release a claim that was not the job's fault, so it does not count against tries."""
+    returned = envelope_mod.encode(env.with_claim_returned())
+    return Outcome(Kind.RELEASED, payload=returned, reason=reason)
 
 
 def _flush_logs() -> None:

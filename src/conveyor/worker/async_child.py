@@ -1,0 +1,246 @@
+"""The executor child for ``--concurrency N``: one process, one event loop, several attempts.
+
+The control process hands over an attempt only when it can start at once (see
+``concurrent.ConcurrentWorker``), so the child needs no queue of its own: each request becomes a
+task. Outcomes go back tagged with the job's id, several per write when they finish together.
+An ``async def handle`` is cancelled at its timeout here; anything that blocks the loop (sync
+code, C code) is stopped by the control process with SIGKILL, as in ``process.ChildRunner``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+import time
+from collections.abc import Callable
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+import msgspec
+
+from ..errors import WorkerLost
+from .executor import Attempt, Executor
+from .outcome import Kind, Outcome
+from .process import (
+    Interrupted,
+    _die_with_parent,
+    _interruption,
+    _let_the_control_process_decide,
+    _rss,
+)
+from .signals import drain
+
+log = logging.getLogger("conveyor.worker")
+
+#: op, job id, queue, connection, payload, attempts, error text (op "failed"), timeout (0: none)
+_Request = tuple[str, str, str, str, bytes, int, str, float]
+_encode = msgspec.msgpack.Encoder().encode
+_decode_request = msgspec.msgpack.Decoder(_Request).decode
+_decode_done = msgspec.msgpack.Decoder(list[tuple[str, Outcome]]).decode
+
+
+def _child_main(
+    conn: Connection, parent_end: Connection, make_executor: Callable[[], Executor], parent_pid: int
+) -> None:
+    _die_with_parent(parent_pid)
+    parent_end.close()
+    os.setpgid(0, 0)
+    signal.set_wakeup_fd(-1)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _let_the_control_process_decide)
+    executor = make_executor()
+    asyncio.run(_serve(conn, executor))
+
+
+async def _serve(conn: Connection, executor: Executor) -> None:
+    await _Server(conn, executor).serve()
+
+
+class _Server:
+    """Turns each request into a task on this loop and sends outcomes back as they finish."""
+
+    def __init__(self, conn: Connection, executor: Executor) -> None:
+        self.conn, self.executor = conn, executor
+        self.loop = asyncio.get_running_loop()
+        self.closed: asyncio.Future[None] = self.loop.create_future()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.outbox: list[tuple[str, Outcome]] = []
+
+    async def serve(self) -> None:
+        fd = self.conn.fileno()
+        self.loop.add_reader(fd, self._readable)
+        await self.closed
+        self.loop.remove_reader(fd)
+        for task in self.tasks:  # "stop" comes only when idle; a closed pipe: the worker is gone
+            task.cancel()
+
+    def _close(self) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def _readable(self) -> None:
+        try:
+            while self.conn.poll():
+                request = _decode_request(self.conn.recv_bytes())
+                op, job_id, queue, connection, payload, attempts, error, timeout = request
+                if op == "stop":
+                    self._close()
+                    return
+                attempt = Attempt(job_id, queue, connection, payload, attempts)
+                work = self._run(attempt, timeout) if op == "run" else self._hook(attempt, error)
+                task = self.loop.create_task(work)
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
+        except (EOFError, OSError):
+            self._close()
+
+    async def _run(self, attempt: Attempt, timeout: float) -> None:
+        outcome = await self.executor.execute_async(attempt, timeout or None)
+        self._reply(attempt.id, msgspec.structs.replace(outcome, rss=_rss()))
+
+    async def _hook(self, attempt: Attempt, error: str) -> None:
+        hook_error = await self.executor.failed_hook_for_async(attempt, _interruption(error))
+        self._reply(attempt.id, Outcome(kind=Kind.FAILED, error=hook_error))
+
+    def _reply(self, job_id: str, outcome: Outcome) -> None:
+        """Queue an outcome; all that finish in one turn of the loop go back in one write."""
+        if not self.outbox:
+            self.loop.call_soon(self._flush)
+        self.outbox.append((job_id, outcome))
+
+    def _flush(self) -> None:
+        batch, self.outbox = self.outbox, []
+        try:
+            self.conn.send_bytes(_encode(batch))
+        except OSError:
+            self._close()
+
+
+class ConcurrentRunner:
+    """The control process's side: hand attempts over, collect outcomes as they finish."""
+
+    def __init__(
+        self, make_executor: Callable[[], Executor], memory_limit_mb: float | None
+    ) -> None:
+        self._make_executor = make_executor
+        self._memory_limit = memory_limit_mb * 1024 * 1024 if memory_limit_mb else None
+        self._ctx = multiprocessing.get_context("fork")
+        self._proc: Any = None
+        self._conn: Connection | None = None
+        self.children_started = 0
+        #: the child grew past ``--memory``: take no new job, replace it once idle
+        self.bloated = False
+
+    @property
+    def child_pid(self) -> int | None:
+        return int(self._proc.pid) if self._proc is not None else None
+
+    def _ensure_child(self) -> tuple[Any, Connection]:
+        if self._proc is None or not self._proc.is_alive() or self._conn is None:
+            self._discard()
+            parent_end, child_end = self._ctx.Pipe(duplex=True)
+            proc = self._ctx.Process(
+                target=_child_main,
+                args=(child_end, parent_end, self._make_executor, os.getpid()),
+                daemon=True,
+            )
+            proc.start()
+            child_end.close()
+            self._proc, self._conn = proc, parent_end
+            self.children_started += 1
+            self.bloated = False
+        return self._proc, self._conn
+
+    def start(self, attempt: Attempt, timeout: float | None) -> None:
+        _, conn = self._ensure_child()
+        conn.send_bytes(_encode(_request("run", attempt, timeout=timeout or 0.0)))
+
+    def collect(self, timeout: float, wakeup: int | None = None) -> list[tuple[str, Outcome]]:
+        """Outcomes that arrived within ``timeout`` s (an empty list if none did); returns at
+        once when ``wakeup`` (a signal's wakeup pipe) becomes readable.
+
+        Raises ``Interrupted`` when the child died: every attempt it held is lost.
+        """
+        proc, conn = self._proc, self._conn
+        if proc is None or conn is None:
+            raise Interrupted(WorkerLost("the process running the jobs is gone"))
+        watched = [conn, proc.sentinel] if wakeup is None else [conn, proc.sentinel, wakeup]
+        ready = wait(watched, timeout=max(0.0, timeout))
+        if wakeup is not None and wakeup in ready:
+            drain(wakeup)
+        done: list[tuple[str, Outcome]] = []
+        try:
+            while conn.poll():
+                done.extend(_decode_done(conn.recv_bytes()))
+        except (EOFError, OSError):
+            ready = [proc.sentinel]
+        if not done and proc.sentinel in ready:
+            self._discard()
+            code = proc.exitcode
+            how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+            raise Interrupted(WorkerLost(f"the process running the jobs died ({how})"))
+        if self._memory_limit is not None and done:
+            rss = max(outcome.rss for _, outcome in done)
+            if rss > self._memory_limit and not self.bloated:
+                log.info(
+                    "executor child uses %.0f MB, over --memory %.0f MB: replacing it once idle",
+                    rss / 1048576, self._memory_limit / 1048576,
+                )  # fmt: skip
+                self.bloated = True
+        return done
+
+    def call_failed_hook(
+        self, attempt: Attempt, error: BaseException, timeout: float = 30.0
+    ) -> None:
+        """Run ``failed()`` for an attempt that died with its child; nothing else is running."""
+        _, conn = self._ensure_child()
+        conn.send_bytes(_encode(_request("failed", attempt, f"{type(error).__name__}: {error}")))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                done = self.collect(deadline - time.monotonic())
+            except Interrupted:
+                return
+            if any(job_id == attempt.id for job_id, _ in done):
+                return
+        self.kill()
+
+    def kill(self) -> None:
+        proc = self._proc
+        if proc is not None and proc.pid:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.join(5)
+        self._discard()
+
+    def stop(self) -> None:
+        """Let an idle child exit; kill it if it lingers."""
+        proc, conn = self._proc, self._conn
+        if conn is not None:
+            with contextlib.suppress(OSError):
+                conn.send_bytes(_encode(("stop", "", "", "", b"", 0, "", 0.0)))
+            conn.close()
+        if proc is not None:
+            proc.join(2)
+            if proc.is_alive():
+                self.kill()
+        self._proc, self._conn, self.bloated = None, None, False
+
+    def _discard(self) -> None:
+        self.bloated = False
+        if self._conn is not None:
+            self._conn.close()
+        if self._proc is not None:
+            self._proc.join(0.1)
+        self._proc, self._conn = None, None
+
+
+def _request(op: str, attempt: Attempt, error: str = "", timeout: float = 0.0) -> _Request:
+    return (
+        op, attempt.id, attempt.queue, attempt.connection, attempt.payload, attempt.attempts,
+        error, timeout,
+    )  # fmt: skip

@@ -1,0 +1,196 @@
+"""The worker loop with ``--concurrency N``: up to N ``async def handle`` jobs at once.
+
+The same steps as ``loop.Worker`` — reserve, hand to the executor, settle — with a window of
+jobs in flight instead of one. A job is claimed only when it can start at once, so a claim never
+waits unstarted in the executor (where a crash would cost it an attempt it never made): while a
+sync job runs nothing else is claimed, and a sync job claimed beside async ones starts at once
+and blocks them until it returns. Sync jobs therefore still run one at a time, as in Laravel.
+
+Every job has a hard deadline: its timeout, plus a grace period for async jobs, which the child
+cancels on time itself. When one overruns, the child is killed; that job times out and every
+other job in flight is handed back without counting the attempt.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from functools import partial
+
+from ..drivers.base import Driver, Reservation
+from ..errors import JobTimedOut, WorkerLost
+from ..events import EventBus, WorkerStopping
+from .async_child import ConcurrentRunner
+from .executor import WorkerDefaults
+from .loop import Worker, WorkerOptions, _flush_logs, _handed_back, _Running
+from .outcome import Outcome
+from .process import Interrupted
+
+log = logging.getLogger("conveyor.worker")
+
+#: how much longer than its timeout an async job may run before the child is killed: the child
+#: cancels it on time unless something blocks the event loop
+ASYNC_GRACE = 2.0
+#: between polls for new jobs while some run and there is room for more
+_POLL_MIN, _POLL_MAX = 0.002, 0.1
+
+
+@dataclass(frozen=True)
+class _Flight:
+    running: _Running
+    deadline: float
+
+    @property
+    def concurrent(self) -> bool:
+        env = self.running.envelope
+        return env is not None and env.async_handle
+
+
+class ConcurrentWorker(Worker):
+    def __init__(
+        self,
+        driver: Driver,
+        runner: ConcurrentRunner,
+        events: EventBus,
+        defaults: WorkerDefaults,
+        options: WorkerOptions,
+        concurrency: int,
+    ) -> None:
+        # the base class only stops the runner and asks it for failed() hooks, which it has
+        super().__init__(driver, runner, events, defaults, options)  # type: ignore[arg-type]
+        self.pool = runner
+        self.concurrency = concurrency
+        self._flights: dict[str, _Flight] = {}
+        self._poll = _POLL_MIN
+        self._next_renew = 0.0
+        self._told = False
+
+    def run(self) -> int:
+        self.signals.install()
+        self._restart_mark = self._quietly(self.driver.restart_requested_at)
+        self._next_renew = time.monotonic() + self._renew_every()
+        reason = "stopped"
+        try:
+            while True:
+                reason = self._stop_reason() or ""
+                if self._has_room():
+                    _flush_logs()
+                    claimed = self._reserve(wait=0.0 if self._flights else None)
+                    if claimed is not None:
+                        self._launch(claimed)
+                        self._poll = _POLL_MIN
+                        continue  # fill the window before waiting
+                    if not self._flights:
+                        if self.options.stop_when_empty:
+                            reason = "queue empty"
+                            break
+                        continue
+                if not self._flights:
+                    if reason:
+                        break
+                    if self.options.once and self.started:
+                        reason = "--once"
+                        break
+                    self.pool.stop()  # bloated (--memory): replaced at the next claim
+                    continue
+                for flight, outcome in self._collect():
+                    claimed = self._settle_and_claim(
+                        flight.running.reservation, outcome, self._has_room()
+                    )
+                    if claimed is not None:
+                        self._launch(claimed)
+                    self._log(flight.running, outcome)
+        finally:
+            self.signals.uninstall()
+            self.pool.stop()
+            self._quietly(lambda: self.driver.forget_worker(self.id))
+            self.events.emit(WorkerStopping(self.driver.connection, 0, reason))
+            log.info("worker %s stopping: %s (%d jobs)", self.id, reason, self.processed)
+        return 0
+
+    def _has_room(self) -> bool:
+        """Whether to claim another job now."""
+        if self._stop_reason() or self.pool.bloated:
+            return False
+        if self.options.once and self.started >= 1:
+            return False
+        if len(self._flights) >= self.concurrency:
+            return False
+        return all(f.concurrent for f in self._flights.values())
+
+    def _launch(self, reservation: Reservation) -> None:
+        running = self._running(reservation)
+        timeout = self._timeout_of(running.envelope)
+        env = running.envelope
+        grace = ASYNC_GRACE if env is not None and env.async_handle else 0.0
+        deadline = time.monotonic() + timeout + grace if timeout else math.inf
+        self._flights[reservation.id] = _Flight(running, deadline)
+        self.pool.start(running.attempt, timeout)
+
+    def _collect(self) -> list[tuple[_Flight, Outcome]]:
+        """Wait a little for outcomes, then look after the jobs still running: renew their
+        leases, and kill the child for a job past its deadline or a forced stop."""
+        now = time.monotonic()
+        soonest = min(f.deadline for f in self._flights.values())
+        wait = min(soonest - now, self._renew_every(), 1.0)
+        if self._has_room():
+            wait = min(wait, self._poll)
+            self._poll = min(self._poll * 2, _POLL_MAX)
+        try:
+            done = self.pool.collect(max(wait, 0.0), wakeup=self.signals.wakeup_fd)
+        except Interrupted as lost:
+            return self._all_lost(lost)
+        settled = [(self._flights.pop(job_id), o) for job_id, o in done if job_id in self._flights]
+        self._look_after(time.monotonic())
+        if self.signals.aborting and self._flights:
+            self.pool.kill()
+            return settled + self._all_lost(Interrupted(WorkerLost("the worker was stopped")))
+        overdue = [f for f in self._flights.values() if time.monotonic() >= f.deadline]
+        if overdue:
+            self.pool.kill()
+            settled += self._overdue(overdue)
+        return settled
+
+    def _overdue(self, overdue: list[_Flight]) -> list[tuple[_Flight, Outcome]]:
+        settled = []
+        for flight in overdue:
+            del self._flights[flight.running.reservation.id]
+            timeout = self._timeout_of(flight.running.envelope) or 0.0
+            stop = Interrupted(JobTimedOut(f"job ran longer than its {timeout:g}s timeout"), True)
+            settled.append((flight, self._interrupted(flight.running.attempt, stop)))
+        bystanders, self._flights = list(self._flights.values()), {}
+        for flight in bystanders:  # killed with the overdue job through no fault of their own
+            env = flight.running.envelope
+            outcome = (
+                _handed_back(env, "another job's timeout stopped the executor; released")
+                if env is not None
+                else self._interrupted(flight.running.attempt, Interrupted(WorkerLost("killed")))
+            )
+            settled.append((flight, outcome))
+        return settled
+
+    def _all_lost(self, lost: Interrupted) -> list[tuple[_Flight, Outcome]]:
+        """The child died or was killed with jobs in flight: which one caused it is unknown, so
+        each is decided as a lost attempt (handed back uncounted on a forced stop)."""
+        flights, self._flights = list(self._flights.values()), {}
+        return [(f, self._interrupted(f.running.attempt, lost)) for f in flights]
+
+    def _look_after(self, now: float) -> None:
+        if self.signals.stopping and not self._told:
+            self._told = True
+            log.info(
+                "received %s: finishing job %s, then stopping (again: release, stop now)",
+                self.signals.received, ", ".join(self._flights),
+            )  # fmt: skip
+        if now >= self._next_renew:
+            self._next_renew = now + self._renew_every()
+            for flight in list(self._flights.values()):
+                reservation = flight.running.reservation
+                if self._quietly(partial(reservation.extend, self.options.lease)) is False:
+                    log.warning(
+                        "lost the lease on job %s: another worker may run it", reservation.id
+                    )
+        self._beat(now)
+        _flush_logs()
