@@ -47,7 +47,7 @@ _KINDS: dict[str, type[Job]] = {"noop": Noop, "io": IoSleep}
 
 
 def _has_concurrency_option() -> bool:
-    """``--concurrency`` is being added to the worker; use it for ``one`` once it exists."""
+    """``--concurrency`` arrived after this benchmark: older checkouts run one job at a time."""
     out = subprocess.run(
         [venv_bin("conveyor"), "work", "--help"], capture_output=True, text=True, check=False
     )
@@ -58,7 +58,9 @@ class Adapter(Base):
     name = "conveyor"
     backends = ("sqlite", "redis", "postgres", "mysql")
     has_bulk = True
-    default_concurrency = "1 executor child process (prefork), one job at a time"
+    default_concurrency = (
+        "1 executor child process (prefork): sync jobs one at a time, async jobs 100 at once"
+    )
     packages = ("conveyor", "redis", "psycopg", "PyMySQL")
 
     def __init__(self, backend: str, url: str) -> None:

@@ -12,8 +12,8 @@ from ..worker.loop import Worker, WorkerOptions
 from ..worker.process import ChildRunner, InlineRunner
 from .common import State, fail, guarded, pass_state, setup_logging
 
-#: async jobs at once by default, as arq and SAQ do; sync jobs are never affected
-DEFAULT_CONCURRENCY = 10
+#: async jobs at once by default, as taskiq does; sync jobs are never affected
+DEFAULT_CONCURRENCY = 100
 
 
 def _queues(value: str) -> tuple[str, ...]:
