@@ -36,7 +36,8 @@ from .signals import drain
 
 log = logging.getLogger("conveyor.worker")
 
-#: op, job id, queue, connection, payload, attempts, error text (op "failed"), timeout (0: none)
+#: op ("run": a sync job, "task": an async one, "failed": its hook), job id, queue, connection,
+#: payload, attempts, error text (for "failed"), timeout (0: none)
 _Request = tuple[str, str, str, str, bytes, int, str, float]
 _encode = msgspec.msgpack.Encoder().encode
 _decode_request = msgspec.msgpack.Decoder(_Request).decode
@@ -44,7 +45,11 @@ _decode_done = msgspec.msgpack.Decoder(list[tuple[str, Outcome]]).decode
 
 
 def _child_main(
-    conn: Connection, parent_end: Connection, make_executor: Callable[[], Executor], parent_pid: int
+    conn: Connection,
+    parent_end: Connection,
+    make_executor: Callable[[], Executor],
+    parent_pid: int,
+    report_rss: bool,
 ) -> None:
     _die_with_parent(parent_pid)
     parent_end.close()
@@ -53,18 +58,18 @@ def _child_main(
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _let_the_control_process_decide)
     executor = make_executor()
-    asyncio.run(_serve(conn, executor))
+    asyncio.run(_serve(conn, executor, report_rss))
 
 
-async def _serve(conn: Connection, executor: Executor) -> None:
-    await _Server(conn, executor).serve()
+async def _serve(conn: Connection, executor: Executor, report_rss: bool) -> None:
+    await _Server(conn, executor, report_rss).serve()
 
 
 class _Server:
     """Turns each request into a task on this loop and sends outcomes back as they finish."""
 
-    def __init__(self, conn: Connection, executor: Executor) -> None:
-        self.conn, self.executor = conn, executor
+    def __init__(self, conn: Connection, executor: Executor, report_rss: bool) -> None:
+        self.conn, self.executor, self.report_rss = conn, executor, report_rss
         self.loop = asyncio.get_running_loop()
         self.closed: asyncio.Future[None] = self.loop.create_future()
         self.tasks: set[asyncio.Task[None]] = set()
@@ -83,36 +88,45 @@ class _Server:
             self.closed.set_result(None)
 
     def _readable(self) -> None:
+        """One request per call: the loop calls again while the pipe holds more."""
         try:
-            while self.conn.poll():
-                request = _decode_request(self.conn.recv_bytes())
-                op, job_id, queue, connection, payload, attempts, error, timeout = request
-                if op == "stop":
-                    self._close()
-                    return
-                attempt = Attempt(job_id, queue, connection, payload, attempts)
-                work = self._run(attempt, timeout) if op == "run" else self._hook(attempt, error)
-                task = self.loop.create_task(work)
-                self.tasks.add(task)
-                task.add_done_callback(self.tasks.discard)
+            request = _decode_request(self.conn.recv_bytes())
         except (EOFError, OSError):
             self._close()
+            return
+        op, job_id, queue, connection, payload, attempts, error, timeout = request
+        if op == "stop":
+            self._close()
+            return
+        attempt = Attempt(job_id, queue, connection, payload, attempts)
+        if op == "run":  # a sync job: nothing else runs beside it, so no task is needed
+            self._reply(attempt.id, self.executor.execute(attempt), at_once=True)
+            return
+        work = self._run(attempt, timeout) if op == "task" else self._hook(attempt, error)
+        task = self.loop.create_task(work)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     async def _run(self, attempt: Attempt, timeout: float) -> None:
-        outcome = await self.executor.execute_async(attempt, timeout or None)
-        self._reply(attempt.id, msgspec.structs.replace(outcome, rss=_rss()))
+        self._reply(attempt.id, await self.executor.execute_async(attempt, timeout or None))
 
     async def _hook(self, attempt: Attempt, error: str) -> None:
         hook_error = await self.executor.failed_hook_for_async(attempt, _interruption(error))
         self._reply(attempt.id, Outcome(kind=Kind.FAILED, error=hook_error))
 
-    def _reply(self, job_id: str, outcome: Outcome) -> None:
+    def _reply(self, job_id: str, outcome: Outcome, at_once: bool = False) -> None:
         """Queue an outcome; all that finish in one turn of the loop go back in one write."""
-        if not self.outbox:
+        if self.report_rss:  # only --memory needs it: reading /proc costs ~20 % of a no-op job
+            outcome = msgspec.structs.replace(outcome, rss=_rss())
+        if not self.outbox and not at_once:
             self.loop.call_soon(self._flush)
         self.outbox.append((job_id, outcome))
+        if at_once:
+            self._flush()
 
     def _flush(self) -> None:
+        if not self.outbox:
+            return
         batch, self.outbox = self.outbox, []
         try:
             self.conn.send_bytes(_encode(batch))
@@ -140,12 +154,18 @@ class ConcurrentRunner:
         return int(self._proc.pid) if self._proc is not None else None
 
     def _ensure_child(self) -> tuple[Any, Connection]:
-        if self._proc is None or not self._proc.is_alive() or self._conn is None:
+        if self._proc is None or self._conn is None:  # a dead child is discarded when seen
             self._discard()
             parent_end, child_end = self._ctx.Pipe(duplex=True)
             proc = self._ctx.Process(
                 target=_child_main,
-                args=(child_end, parent_end, self._make_executor, os.getpid()),
+                args=(
+                    child_end,
+                    parent_end,
+                    self._make_executor,
+                    os.getpid(),
+                    self._memory_limit is not None,
+                ),
                 daemon=True,
             )
             proc.start()
@@ -155,9 +175,18 @@ class ConcurrentRunner:
             self.bloated = False
         return self._proc, self._conn
 
-    def start(self, attempt: Attempt, timeout: float | None) -> None:
+    def start(self, attempt: Attempt, timeout: float | None, concurrent: bool) -> None:
+        """Hand an attempt over: ``concurrent`` ones become tasks, others run there and then."""
+        request = _encode(
+            _request("task" if concurrent else "run", attempt, timeout=timeout or 0.0)
+        )
         _, conn = self._ensure_child()
-        conn.send_bytes(_encode(_request("run", attempt, timeout=timeout or 0.0)))
+        try:
+            conn.send_bytes(request)
+        except OSError:  # the child died while idle (OOM killer, kill by hand): fork a new one
+            self._discard()
+            _, conn = self._ensure_child()
+            conn.send_bytes(request)
 
     def collect(self, timeout: float, wakeup: int | None = None) -> list[tuple[str, Outcome]]:
         """Outcomes that arrived within ``timeout`` s (an empty list if none did); returns at
@@ -173,11 +202,11 @@ class ConcurrentRunner:
         if wakeup is not None and wakeup in ready:
             drain(wakeup)
         done: list[tuple[str, Outcome]] = []
-        try:
-            while conn.poll():
-                done.extend(_decode_done(conn.recv_bytes()))
-        except (EOFError, OSError):
-            ready = [proc.sentinel]
+        if conn in ready:  # one message: the child sends what finished together in one
+            try:
+                done = _decode_done(conn.recv_bytes())
+            except (EOFError, OSError):
+                ready = [proc.sentinel]
         if not done and proc.sentinel in ready:
             self._discard()
             code = proc.exitcode

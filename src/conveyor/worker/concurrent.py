@@ -64,7 +64,7 @@ class ConcurrentWorker(Worker):
         self.concurrency = concurrency
         self._flights: dict[str, _Flight] = {}
         self._poll = _POLL_MIN
-        self._next_renew = 0.0
+        self._next_renew = self._next_tick = 0.0
         self._told = False
 
     def run(self) -> int:
@@ -126,8 +126,9 @@ class ConcurrentWorker(Worker):
         env = running.envelope
         grace = ASYNC_GRACE if env is not None and env.async_handle else 0.0
         deadline = time.monotonic() + timeout + grace if timeout else math.inf
-        self._flights[reservation.id] = _Flight(running, deadline)
-        self.pool.start(running.attempt, timeout)
+        flight = _Flight(running, deadline)
+        self._flights[reservation.id] = flight
+        self.pool.start(running.attempt, timeout, flight.concurrent)
 
     def _collect(self) -> list[tuple[_Flight, Outcome]]:
         """Wait a little for outcomes, then look after the jobs still running: renew their
@@ -143,7 +144,10 @@ class ConcurrentWorker(Worker):
         except Interrupted as lost:
             return self._all_lost(lost)
         settled = [(self._flights.pop(job_id), o) for job_id, o in done if job_id in self._flights]
-        self._look_after(time.monotonic())
+        now = time.monotonic()
+        if now >= self._next_tick or (self.signals.stopping and not self._told):
+            self._next_tick = now + min(1.0, self._renew_every())
+            self._look_after(now)
         if self.signals.aborting and self._flights:
             self.pool.kill()
             return settled + self._all_lost(Interrupted(WorkerLost("the worker was stopped")))

@@ -8,6 +8,7 @@ outcome. Nothing a job or its payload does can escape as an exception from ``exe
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import inspect
 import logging
 import time
@@ -274,6 +275,11 @@ class Executor:
             result = await result
 
     def _run_async(self, awaitable: Any) -> Any:
+        if _loop_running():
+            # a job dispatched as sync whose handle is async now (a deploy between dispatch and
+            # run), inside the --concurrency child's loop: run it to the end on a loop of its own
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                return pool.submit(asyncio.run, _awaited(awaitable)).result()
         if self._loop is None or self._loop.is_closed():
             self._loop = asyncio.new_event_loop()
         return self._loop.run_until_complete(awaitable)
@@ -307,6 +313,18 @@ def _skipped_by_batch(env: Envelope, connection: str) -> bool:
     from ..bus.settle import batch_cancelled
 
     return batch_cancelled(env.batch_id, connection)
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+async def _awaited(awaitable: Any) -> Any:
+    return await awaitable
 
 
 def _call_handle(job: Job) -> Any:
