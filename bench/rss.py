@@ -52,7 +52,7 @@ def main() -> None:
     backend = args.url.partition("://")[0].replace("postgresql", "postgres")
     target = Target("conveyor", backend, args.url, Path(sys.executable))
     target.info = runner.peer(target, "describe")
-    runner.peer(target, "reset")
+    runner.reset(target)
     runner.signal.clear()
     worker = runner.start(target, "default")
     samples = []
@@ -71,7 +71,7 @@ def main() -> None:
                 break
     finally:
         worker.stop()
-        runner.peer(target, "reset")
+        runner.reset(target)
         runner.signal.clear()
     totals = [sum(v for k, v in s.items() if k != "jobs") for s in samples]
     after_warm = totals[1:] or totals

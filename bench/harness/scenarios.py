@@ -84,6 +84,10 @@ class Runner:
             raise BenchError(f"peer.py {command} failed: {tail}")
         return json.loads(lines[-1])
 
+    def reset(self, target: Target) -> None:
+        self.peer(target, "reset")
+        self.servers.vacuum(target.backend)
+
     def dispatch(self, target: Target, n: int, kind: str, mode: str, pace: float = 0) -> float:
         args = ["--n", str(n), "--kind", kind, "--mode", mode]
         if pace:
@@ -97,7 +101,7 @@ class Runner:
 
     def fill(self, target: Target, n: int, kind: str) -> None:
         """Queue jobs without timing them, in bulk where the library can."""
-        self.peer(target, "reset")
+        self.reset(target)
         self.dispatch(target, n, kind, "bulk" if target.info["bulk"] else "single")
 
     def drain(self, target: Target, mode: str, n: int, keep: dict[str, Any], key: str) -> None:
@@ -119,7 +123,7 @@ class Runner:
 
     def latency(self, target: Target, keep: dict[str, Any]) -> None:
         cfg = self.config
-        self.peer(target, "reset")
+        self.reset(target)
         self.signal.clear()
         worker = self.start(target, "default")
         try:
@@ -166,10 +170,10 @@ class Runner:
     def _dispatch_and_drain(self, target: Target, keep: dict[str, Any]) -> None:
         n = self.n_for(target, self.config.n)
         keep["n"] = n
-        self.peer(target, "reset")
+        self.reset(target)
         keep["dispatch_single"] = self.dispatch(target, n, "noop", "single")
         if target.info["bulk"]:
-            self.peer(target, "reset")
+            self.reset(target)
             keep["dispatch_bulk"] = self.dispatch(target, n, "noop", "bulk")
         if "drain" in self.config.scenarios:
             self.drain(target, "default", n, keep, "drain_default")

@@ -42,6 +42,18 @@ class Servers:
             return _with_db(self.mysql_admin, BENCH_DB)
         return f"sqlite:///{sqlite_path}"
 
+    def vacuum(self, backend: str) -> None:
+        """Reclaim the rows the last measurement deleted, for every library alike.
+
+        A queue table churns: without autovacuum (off on some servers, slow to start on others)
+        dead rows pile up across repetitions and each run is slower than the one before.
+        """
+        if backend == "postgres":
+            import psycopg
+
+            with psycopg.connect(self.url("postgres", ""), autocommit=True) as conn:
+                conn.execute("VACUUM")
+
     def probe(self) -> None:
         """Which servers answer, and their versions; a missing server is noted, not fatal."""
         self.up["sqlite"] = ""
