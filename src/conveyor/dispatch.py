@@ -127,12 +127,19 @@ class PendingDispatch:
         name = self._connection or type(self.job).connection or app.settings.default
         return app, name
 
-    def message(self) -> tuple[Conveyor, str, Envelope, Message]:
+    def resolve(self) -> tuple[Conveyor, str, str]:
+        """The app, connection name and that connection's default queue."""
         app, name = self._target()
-        settings = app.settings.connection(name)
+        return app, name, app.settings.connection(name).queue
+
+    def message(
+        self, job: Job | None = None, resolved: tuple[Conveyor, str, str] | None = None
+    ) -> tuple[Conveyor, str, Envelope, Message]:
+        """Encode this job, or ``job`` of the same class with these options and ``resolved``."""
+        app, name, default_queue = resolved or self.resolve()
         env, payload = build_envelope(
-            self.job, queue=self._queue, connection=name,
-            default_queue=settings.queue, max_payload=app.settings.max_payload,
+            job or self.job, queue=self._queue, connection=name,
+            default_queue=default_queue, max_payload=app.settings.max_payload,
         )  # fmt: skip
         return app, name, env, Message(env.id, env.queue, payload, self._delay)
 
@@ -164,8 +171,17 @@ def dispatch_many(items: Iterable[Job | PendingDispatch]) -> list[str]:
     """Encode every job first (all or nothing), then store each connection's jobs in one write."""
     grouped: dict[tuple[int, str], tuple[Conveyor, list[Message]]] = {}
     ids: list[str] = []
+    #: a plain job's target depends on its class alone: resolved once per class, not per job
+    targets: dict[type[Job], tuple[PendingDispatch, tuple[Conveyor, str, str]]] = {}
     for item in items:
-        app, name, env, message = _pending(item).message()
+        if isinstance(item, PendingDispatch):
+            app, name, env, message = item.message()
+        else:
+            target = targets.get(type(item))
+            if target is None:
+                pending = PendingDispatch(item)
+                target = targets[type(item)] = (pending, pending.resolve())
+            app, name, env, message = target[0].message(item, target[1])
         grouped.setdefault((id(app), name), (app, []))[1].append(message)
         ids.append(env.id)
     for (_, name), (app, messages) in grouped.items():
