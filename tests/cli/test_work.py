@@ -69,6 +69,7 @@ def test_app_modules_from_the_command_line(workspace: Project) -> None:
         (["work", "--tries", "-1"], "Invalid value for '--tries'"),
         (["work", "--timeout", "soon"], "Invalid value for '--timeout'"),
         (["work", "--queue", ","], "--queue"),
+        (["work", "--concurrency", "0"], "Invalid value for '--concurrency'"),
         (["work", "nope"], "unknown connection 'nope'"),
         (["status", "nope"], "unknown connection 'nope'"),
         (

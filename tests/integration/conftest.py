@@ -26,6 +26,17 @@ def workers(project: Path) -> Iterator[Workers]:
         started.cleanup()
 
 
+@pytest.fixture(params=["concurrent", "serial"])
+def both_executors(project: Path, request: pytest.FixtureRequest) -> Iterator[Workers]:
+    """``workers``, once with the default executor child (an event loop, ``--concurrency``)
+    and once with the plain one (``--concurrency 1``): both must keep every promise."""
+    started = Workers(project, ("--concurrency", "1") if request.param == "serial" else ())
+    try:
+        yield started
+    finally:
+        started.cleanup()
+
+
 @pytest.fixture
 def conveyor_cli(project: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
     """``conveyor_cli("restart")`` runs one command in the project folder and returns its result."""

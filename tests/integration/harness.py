@@ -134,12 +134,14 @@ class WorkerProcess:
 class Workers:
     """Starts workers for one test and makes sure none outlives it."""
 
-    def __init__(self, cwd: Path) -> None:
+    def __init__(self, cwd: Path, extra: Sequence[str] = ()) -> None:
         self.cwd = cwd
+        #: options every worker of the test gets, before its own (which win)
+        self.extra = tuple(extra)
         self.started: list[WorkerProcess] = []
 
     def start(self, *args: str, env: Mapping[str, str] | None = None) -> WorkerProcess:
-        worker = WorkerProcess(self.cwd, args, env, len(self.started))
+        worker = WorkerProcess(self.cwd, (*self.extra, *args), env, len(self.started))
         self.started.append(worker)
         return worker
 

@@ -222,3 +222,9 @@ def test_a_job_longer_than_its_lease_keeps_it_while_it_runs(
     assert [w.wait(10) for w in pool] == [0, 0]
     assert [(r["id"], r["attempt"]) for r in read_records(project, "start")] == [(slow, 1)]
     assert "lost the lease" not in pool[0].stderr() + pool[1].stderr()
+
+
+@pytest.fixture
+def workers(both_executors: Workers) -> Workers:
+    """Every test here runs against both executor children."""
+    return both_executors

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from conveyor import Conveyor, dispatch_many
 
 from .harness import Workers
@@ -60,3 +62,9 @@ def test_one_log_line_per_job_with_name_id_queue_attempt_outcome(
         r" queue=mail attempt=1 COMPLETED \d+\.\dms$",
         lines[0],
     ), lines[0]
+
+
+@pytest.fixture
+def workers(both_executors: Workers) -> Workers:
+    """Every test here runs against both executor children."""
+    return both_executors

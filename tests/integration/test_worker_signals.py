@@ -9,6 +9,8 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from conveyor import Conveyor, dispatch_many
 
 from .harness import Workers, gone, wait_until
@@ -112,3 +114,9 @@ def test_sigterm_to_the_whole_process_tree_still_finishes_the_job(
     assert worker.wait(10) == 0
     assert [r["id"] for r in read_records(project, "done")] == [slow]
     assert app.driver().size("default").total == 0
+
+
+@pytest.fixture
+def workers(both_executors: Workers) -> Workers:
+    """Every test here runs against both executor children."""
+    return both_executors
