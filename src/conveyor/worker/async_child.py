@@ -108,7 +108,7 @@ class _Server:
                 self.tasks.add(task)
                 task.add_done_callback(self.tasks.discard)
                 return
-            # a sync job: the worker hands one over only when nothing else runs
+            # a sync job runs here and now; beside async ones, it blocks them until it returns
             self._reply(attempt.id, self.executor.execute(attempt), at_once=True)
             if self.tasks or self.outbox:
                 return
