@@ -86,6 +86,17 @@ def test_push_many_stores_all_in_order(driver: Driver) -> None:
     assert [take(driver, queue).payload for _ in sent] == [m.payload for m in sent]
 
 
+def test_pushing_an_id_already_stored_keeps_one_job(driver: Driver) -> None:
+    """A retry of a failed job repeated after a crash pushes the same id again."""
+    message = Message("same-id", "q", b'{"n": 1}')
+    driver.push(message)
+    driver.push(message)
+    driver.push_many([message, Message("other-id", "q", b'{"n": 2}')])
+    assert driver.size("q").pending == 2
+    first = driver.reserve(["q"], lease=30)
+    assert first is not None and first.id == "same-id"
+
+
 def test_queues_lists_a_queue_that_has_jobs(driver: Driver) -> None:
     queue = new_queue()
     driver.push(message(queue))

@@ -49,6 +49,10 @@ class SQLiteDialect:
         return _AutoBegin(conn)
 
     def sql(self, statement: str) -> str:
+        """A job INSERT skips ids already stored, as on the server databases: a failed job
+        retried twice (the first retry crashed before forgetting its record) stays one job."""
+        if statement.startswith("INSERT INTO conveyor_jobs "):
+            return statement + " ON CONFLICT (id) DO NOTHING"
         return statement
 
     def migrations(self) -> Sequence[tuple[int, Sequence[str]]]:
