@@ -362,6 +362,12 @@ def test_without_auto_migrate_only_migrate_creates_the_tables(opener: Opener) ->
         return int(cur.fetchone()[0])
 
     assert manual.run(tables, write=False) == 0
+    for use in (
+        lambda: manual.push(Message("before-migrate", "default", b"{}")),
+        lambda: manual.reserve(["default"], lease=30),
+    ):
+        with pytest.raises(ConfigError, match="run `conveyor migrate`"):
+            use()
     manual.migrate()
     assert manual.run(tables, write=False) == 1
     manual.push(Message("after-migrate", "default", b"{}"))

@@ -9,13 +9,14 @@ again. ``reserved_at`` and ``token`` tell a reserved job from a pending one and 
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from ...errors import ConnectionUnavailable
+from ...errors import ConfigError, ConnectionUnavailable
 from ..base import Message, QueueSize, WorkerInfo
 from .dialect import Claim, DBConnection, Dialect, Pushing, Taking
 from .failed import SQLFailedStore
@@ -104,6 +105,12 @@ class DatabaseDriver:
                 return result
             except Exception as exc:
                 self._rollback(conn)
+                if _missing_table(exc):
+                    raise ConfigError(
+                        f"{self.dialect.name} connection {self.connection!r}: Conveyor's tables"
+                        f" are missing ({str(exc).strip()}); run `conveyor migrate`, or allow"
+                        " auto_migrate"
+                    ) from None
                 if not self.dialect.is_transient(exc):
                     raise
                 if time.monotonic() >= deadline:
@@ -345,3 +352,12 @@ class DatabaseDriver:
 
     def close(self) -> None:
         self._drop_connection()
+
+
+def _missing_table(exc: Exception) -> bool:
+    """A table of Conveyor's is not there: migrations were not run (``auto_migrate=false``)."""
+    if getattr(exc, "sqlstate", None) == "42P01":  # PostgreSQL undefined_table
+        return True
+    if type(exc).__module__.startswith("pymysql") and exc.args and exc.args[0] == 1146:
+        return True
+    return isinstance(exc, sqlite3.OperationalError) and "no such table" in str(exc)
