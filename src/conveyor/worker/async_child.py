@@ -10,15 +10,12 @@ code, C code) is stopped by the control process with SIGKILL, as in ``process.Ch
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import multiprocessing
 import os
 import signal
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
-from typing import Any
 
 import msgspec
 
@@ -26,6 +23,7 @@ from ..errors import WorkerLost
 from .executor import Attempt, Executor
 from .outcome import Kind, Outcome
 from .process import (
+    ForkedChild,
     Interrupted,
     _die_with_parent,
     _interruption,
@@ -140,59 +138,16 @@ class _Server:
             self._close()
 
 
-class ConcurrentRunner:
+class ConcurrentRunner(ForkedChild):
     """The control process's side: hand attempts over, collect outcomes as they finish."""
 
-    def __init__(
-        self, make_executor: Callable[[], Executor], memory_limit_mb: float | None
-    ) -> None:
-        self._make_executor = make_executor
-        self._memory_limit = memory_limit_mb * 1024 * 1024 if memory_limit_mb else None
-        self._ctx = multiprocessing.get_context("fork")
-        self._proc: Any = None
-        self._conn: Connection | None = None
-        self.children_started = 0
-        #: the child grew past ``--memory``: take no new job, replace it once idle
-        self.bloated = False
-
-    @property
-    def child_pid(self) -> int | None:
-        return int(self._proc.pid) if self._proc is not None else None
-
-    def _ensure_child(self) -> tuple[Any, Connection]:
-        if self._proc is None or self._conn is None:  # a dead child is discarded when seen
-            self._discard()
-            parent_end, child_end = self._ctx.Pipe(duplex=True)
-            proc = self._ctx.Process(
-                target=_child_main,
-                args=(
-                    child_end,
-                    parent_end,
-                    self._make_executor,
-                    os.getpid(),
-                    self._memory_limit is not None,
-                ),
-                daemon=True,
-            )
-            proc.start()
-            child_end.close()
-            self._proc, self._conn = proc, parent_end
-            self.children_started += 1
-            self.bloated = False
-        return self._proc, self._conn
+    _main = staticmethod(_child_main)
+    _stop_request = _encode(("stop", "", "", "", b"", 0, "", 0.0))
 
     def start(self, attempt: Attempt, timeout: float | None, concurrent: bool) -> None:
         """Hand an attempt over: ``concurrent`` ones become tasks, others run there and then."""
-        request = _encode(
-            _request("task" if concurrent else "run", attempt, timeout=timeout or 0.0)
-        )
-        _, conn = self._ensure_child()
-        try:
-            conn.send_bytes(request)
-        except OSError:  # the child died while idle (OOM killer, kill by hand): fork a new one
-            self._discard()
-            _, conn = self._ensure_child()
-            conn.send_bytes(request)
+        op = "task" if concurrent else "run"
+        self._hand_over(_encode(_request(op, attempt, timeout=timeout or 0.0)))
 
     def collect(self, timeout: float, wakeup: int | None = None) -> list[tuple[str, Outcome]]:
         """Outcomes that arrived within ``timeout`` s (an empty list if none did); returns at
@@ -243,35 +198,6 @@ class ConcurrentRunner:
             if any(job_id == attempt.id for job_id, _ in done):
                 return
         self.kill()
-
-    def kill(self) -> None:
-        proc = self._proc
-        if proc is not None and proc.pid:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.join(5)
-        self._discard()
-
-    def stop(self) -> None:
-        """Let an idle child exit; kill it if it lingers."""
-        proc, conn = self._proc, self._conn
-        if conn is not None:
-            with contextlib.suppress(OSError):
-                conn.send_bytes(_encode(("stop", "", "", "", b"", 0, "", 0.0)))
-            conn.close()
-        if proc is not None:
-            proc.join(2)
-            if proc.is_alive():
-                self.kill()
-        self._proc, self._conn, self.bloated = None, None, False
-
-    def _discard(self) -> None:
-        self.bloated = False
-        if self._conn is not None:
-            self._conn.close()
-        if self._proc is not None:
-            self._proc.join(0.1)
-        self._proc, self._conn = None, None
 
 
 def _request(op: str, attempt: Attempt, error: str = "", timeout: float = 0.0) -> _Request:

@@ -1,6 +1,8 @@
-"""Where user code runs: a prefork executor child (the default) or this process (``--in-process``).
+"""Where user code runs: a forked executor child or this process (``--in-process``).
 
-The child is forked once and reused for job after job. Because it is a separate process in its
+``ForkedChild`` is the process and its pipe, shared with ``async_child`` (the event-loop child
+of ``--concurrency``); ``ChildRunner`` here runs one job at a time (``--concurrency 1``). The
+child is forked once and reused for job after job. Because it is a separate process in its
 own process group, the control process can enforce a hard timeout (SIGKILL to the group, which
 also stops a job stuck in C code or a system call), notice a segfault or ``os._exit`` the moment
 it happens, and replace a child that grew past ``--memory`` between jobs.
@@ -56,12 +58,12 @@ def _rss() -> int:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def _send(conn: Connection, op: str, attempt: Attempt, error: str = "") -> None:
-    conn.send_bytes(
-        _request.encode(
-            (op, attempt.id, attempt.queue, attempt.connection, attempt.payload,
-             attempt.attempts, error)
-        )
+def _fields(
+    op: str, attempt: Attempt, error: str = ""
+) -> tuple[str, str, str, str, bytes, int, str]:
+    return (
+        op, attempt.id, attempt.queue, attempt.connection, attempt.payload, attempt.attempts,
+        error,
     )  # fmt: skip
 
 
@@ -129,7 +131,16 @@ def _child_main(
             conn.send_bytes(pack(Outcome(kind=Kind.FAILED, error=hook_error)))
 
 
-class ChildRunner:
+class ForkedChild:
+    """One forked executor process and its pipe: forked on first use and after a loss, stopped
+    politely, killed with its whole process group. The runners add what crosses the pipe."""
+
+    #: the child's main function, called as ``main(conn, parent_end, make_executor, parent_pid,
+    #: report_rss)``
+    _main: Callable[[Connection, Connection, Callable[[], Executor], int, bool], None]
+    #: the request that asks an idle child to exit
+    _stop_request: bytes
+
     def __init__(
         self, make_executor: Callable[[], Executor], memory_limit_mb: float | None
     ) -> None:
@@ -138,15 +149,20 @@ class ChildRunner:
         self._ctx = multiprocessing.get_context("fork")
         self._proc: Any = None
         self._conn: Connection | None = None
-        self._started = 0.0
         self.children_started = 0
+        #: the child grew past ``--memory``: replace it once it is idle
+        self.bloated = False
+
+    @property
+    def child_pid(self) -> int | None:
+        return int(self._proc.pid) if self._proc is not None else None
 
     def _ensure_child(self) -> tuple[Any, Connection]:
         if self._proc is None or self._conn is None:  # a dead child is discarded when seen
             self._discard()
             parent_end, child_end = self._ctx.Pipe(duplex=True)
             proc = self._ctx.Process(
-                target=_child_main,
+                target=type(self)._main,
                 args=(
                     child_end,
                     parent_end,
@@ -162,9 +178,56 @@ class ChildRunner:
             self.children_started += 1
         return self._proc, self._conn
 
-    @property
-    def child_pid(self) -> int | None:
-        return int(self._proc.pid) if self._proc is not None else None
+    def _hand_over(self, request: bytes) -> None:
+        _, conn = self._ensure_child()
+        try:
+            conn.send_bytes(request)
+        except OSError:  # the child died while idle (OOM killer, kill by hand): fork a new one
+            self._discard()
+            _, conn = self._ensure_child()
+            conn.send_bytes(request)
+
+    def kill(self) -> None:
+        proc = self._proc
+        if proc is not None and proc.pid:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.join(5)
+        self._discard()
+
+    def stop(self) -> None:
+        """Let the child finish by closing its pipe; kill it if it lingers."""
+        proc, conn = self._proc, self._conn
+        if conn is not None:
+            with contextlib.suppress(OSError):
+                conn.send_bytes(self._stop_request)
+            conn.close()
+        if proc is not None:
+            proc.join(2)
+            if proc.is_alive():
+                self.kill()
+        self._proc, self._conn, self.bloated = None, None, False
+
+    def _discard(self) -> None:
+        self.bloated = False
+        if self._conn is not None:
+            self._conn.close()
+        if self._proc is not None:
+            self._proc.join(0.1)
+        self._proc, self._conn = None, None
+
+
+class ChildRunner(ForkedChild):
+    """One job at a time in the child: the plain executor of ``--concurrency 1``."""
+
+    _main = staticmethod(_child_main)
+    _stop_request = _request.encode(("stop", "", "", "", b"", 0, ""))
+
+    def __init__(
+        self, make_executor: Callable[[], Executor], memory_limit_mb: float | None
+    ) -> None:
+        super().__init__(make_executor, memory_limit_mb)
+        self._started = 0.0
 
     def run(
         self,
@@ -187,13 +250,7 @@ class ChildRunner:
 
         Split so that the control process can settle the previous job while this one runs.
         """
-        _, conn = self._ensure_child()
-        try:
-            _send(conn, "run", attempt)
-        except OSError:  # the child died while idle (OOM killer, kill by hand): fork a new one
-            self._discard()
-            _, conn = self._ensure_child()
-            _send(conn, "run", attempt)
+        self._hand_over(_request.encode(_fields("run", attempt)))
         self._started = time.monotonic()
 
     def wait(
@@ -241,7 +298,9 @@ class ChildRunner:
     ) -> None:
         """Run the job's ``failed()`` hook in a fresh child for an attempt that died there."""
         proc, conn = self._ensure_child()
-        _send(conn, "failed", attempt, f"{type(error).__name__}: {error}")
+        conn.send_bytes(
+            _request.encode(_fields("failed", attempt, f"{type(error).__name__}: {error}"))
+        )
         if not wait([conn, proc.sentinel], timeout=timeout) or conn not in wait([conn], 0):
             self.kill()
             return
@@ -257,34 +316,6 @@ class ChildRunner:
                 outcome.rss / 1048576, self._memory_limit / 1048576,
             )  # fmt: skip
             self.stop()
-
-    def kill(self) -> None:
-        proc = self._proc
-        if proc is not None and proc.pid:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.join(5)
-        self._discard()
-
-    def stop(self) -> None:
-        """Let the child finish by closing its pipe; kill it if it lingers."""
-        proc, conn = self._proc, self._conn
-        if conn is not None:
-            with contextlib.suppress(OSError):
-                conn.send_bytes(_request.encode(("stop", "", "", "", b"", 0, "")))
-            conn.close()
-        if proc is not None:
-            proc.join(2)
-            if proc.is_alive():
-                self.kill()
-        self._proc, self._conn = None, None
-
-    def _discard(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-        if self._proc is not None:
-            self._proc.join(0.1)
-        self._proc, self._conn = None, None
 
 
 class InlineRunner:
