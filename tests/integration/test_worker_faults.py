@@ -7,6 +7,7 @@ folder, with leases and timeouts of a second or two.
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import sqlite3
@@ -62,6 +63,27 @@ def test_sigkill_mid_job_runs_it_again_after_the_lease(
     assert sorted(r["id"] for r in done) == sorted([slow, *quick])
     assert app.driver().size("default").total == 0
     assert app.driver().failed.count(None) == 0
+
+
+def test_an_executor_killed_while_idle_is_replaced_at_the_next_job(
+    app: Conveyor, project: Path, workers: Workers
+) -> None:
+    """The OOM killer (or a hand) may take the executor child between jobs."""
+    first = Noop(n=1).dispatch()
+    worker = workers.start()
+    done = wait_until(lambda: read_records(project, "done"), 15, "the first job to run")
+    child = done[0]["pid"]
+    os.kill(child, signal.SIGKILL)
+    wait_until(lambda: gone(child), 5, "the idle executor child to die")
+    second = Noop(n=2).dispatch()
+    wait_until(lambda: len(read_records(project, "done")) == 2, 15, "the second job to run")
+    assert worker.alive()
+    worker.send(signal.SIGTERM)
+    assert worker.wait(10) == 0
+    records = read_records(project, "done")
+    assert [(r["id"], r["attempt"]) for r in records] == [(first, 1), (second, 1)]
+    assert records[1]["pid"] != child
+    assert app.driver().failed.count() == 0
 
 
 @pytest.mark.parametrize("how", ["exit", "segv"])
