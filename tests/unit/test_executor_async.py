@@ -154,6 +154,13 @@ def test_sync_and_async_middleware_wrap_an_async_handle(executor: Executor) -> N
     assert LOG == ["pass", "around:before", ("enter", 7), ("exit", 7), "around:after"]
 
 
+def test_the_plain_executor_runs_the_same_middleware_the_same_way(executor: Executor) -> None:
+    """``--concurrency 1`` (``execute``) and the event loop (``execute_async``) agree."""
+    outcome = executor.execute(attempt_of(Wrapped(n=7)))
+    assert outcome.kind is Kind.COMPLETED
+    assert LOG == ["pass", "around:before", ("enter", 7), ("exit", 7), "around:after"]
+
+
 def test_a_sync_job_runs_on_the_loop_too(executor: Executor) -> None:
     assert run(executor, SyncWorks()).kind is Kind.COMPLETED
     assert LOG == ["sync ran"]

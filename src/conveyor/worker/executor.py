@@ -251,28 +251,19 @@ class Executor:
         return ""
 
     def _run_pipeline(self, job: Job) -> None:
-        """The middleware onion: each ``handle(job, call_next)`` wraps the ones inside it."""
+        """The middleware onion: each ``handle(job, call_next)`` wraps the ones inside it.
 
-        def core(j: Job) -> Any:
-            result = j.handle()
-            if inspect.isawaitable(result):
-                return self._run_async(result)
-            return result
-
-        call: Callable[[Job], Any] = core
-        for middleware in reversed(list(job.middleware())):
-            call = _wrap(middleware, call)
-        call(job)
+        For an ``async def handle``, ``call_next`` returns its awaitable, which a middleware
+        returns or awaits (``async def handle`` middleware); whatever comes out runs here to the
+        end, so a job meets its middleware the same way in either executor.
+        """
+        result = _onion(job)(job)
+        if inspect.isawaitable(result):
+            self._run_async(_awaited(result))
 
     async def _run_pipeline_async(self, job: Job) -> None:
-        """The same onion on a running loop: ``call_next`` returns the awaitable of an async
-        ``handle``, which a middleware returns or awaits (``async def handle`` middleware)."""
-        call: Callable[[Job], Any] = _call_handle
-        for middleware in reversed(list(job.middleware())):
-            call = _wrap(middleware, call)
-        result = call(job)
-        while inspect.isawaitable(result):
-            result = await result
+        """The same onion on a running loop, beside other jobs (``--concurrency``)."""
+        await _awaited(_onion(job)(job))
 
     def _run_async(self, awaitable: Any) -> Any:
         if _loop_running():
@@ -323,8 +314,18 @@ def _loop_running() -> bool:
     return True
 
 
-async def _awaited(awaitable: Any) -> Any:
-    return await awaitable
+async def _awaited(result: Any) -> Any:
+    """Await ``result``, and what it gives, until it is a plain value."""
+    while inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+def _onion(job: Job) -> Callable[[Job], Any]:
+    call: Callable[[Job], Any] = _call_handle
+    for middleware in reversed(list(job.middleware())):
+        call = _wrap(middleware, call)
+    return call
 
 
 def _call_handle(job: Job) -> Any:
