@@ -143,18 +143,6 @@ def _reset() -> None:
     LOG.clear()
 
 
-@pytest.fixture
-def events() -> list[Event]:
-    return []
-
-
-@pytest.fixture
-def executor(events: list[Event]) -> Executor:
-    bus = EventBus()
-    bus.listen(Event, events.append)
-    return Executor(Registry(), bus, WorkerDefaults(tries=1, backoff=None, timeout=None))
-
-
 def payload_of(job: Job) -> bytes:
     return build_envelope(
         job, queue=None, connection="database", default_queue="default", max_payload=1 << 20

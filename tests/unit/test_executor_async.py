@@ -10,9 +10,8 @@ import pytest
 from conveyor import Job
 from conveyor.dispatch import build_envelope
 from conveyor.envelope import decode
-from conveyor.events import Event, EventBus
-from conveyor.registry import Registry
-from conveyor.worker.executor import Attempt, Executor, WorkerDefaults
+from conveyor.events import Event
+from conveyor.worker.executor import Attempt, Executor
 from conveyor.worker.outcome import Kind, Outcome
 
 LOG: list[Any] = []
@@ -80,18 +79,6 @@ class Wrapped(Nap):
 @pytest.fixture(autouse=True)
 def _reset() -> None:
     LOG.clear()
-
-
-@pytest.fixture
-def events() -> list[Event]:
-    return []
-
-
-@pytest.fixture
-def executor(events: list[Event]) -> Executor:
-    bus = EventBus()
-    bus.listen(Event, events.append)
-    return Executor(Registry(), bus, WorkerDefaults(tries=1, backoff=None, timeout=None))
 
 
 def attempt_of(job: Job, attempts: int = 1, job_id: str = "job-1") -> Attempt:

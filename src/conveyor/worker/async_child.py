@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import signal
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
@@ -25,10 +23,9 @@ from .outcome import Kind, Outcome
 from .process import (
     ForkedChild,
     Interrupted,
-    _die_with_parent,
     _interruption,
-    _let_the_control_process_decide,
     _rss,
+    become_child,
 )
 from .signals import drain
 
@@ -49,12 +46,7 @@ def _child_main(
     parent_pid: int,
     report_rss: bool,
 ) -> None:
-    _die_with_parent(parent_pid)
-    parent_end.close()
-    os.setpgid(0, 0)
-    signal.set_wakeup_fd(-1)
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, _let_the_control_process_decide)
+    become_child(parent_end, parent_pid)
     executor = make_executor()
     asyncio.run(_serve(conn, executor, report_rss))
 

@@ -41,11 +41,8 @@ _POLL_MIN, _POLL_MAX = 0.002, 0.1
 class _Flight:
     running: _Running
     deadline: float
-
-    @property
-    def concurrent(self) -> bool:
-        env = self.running.envelope
-        return env is not None and env.async_handle
+    #: an ``async def handle`` job, running as a task beside others
+    concurrent: bool
 
 
 class ConcurrentWorker(Worker):
@@ -122,13 +119,12 @@ class ConcurrentWorker(Worker):
 
     def _launch(self, reservation: Reservation) -> None:
         running = self._running(reservation)
+        concurrent = running.envelope is not None and running.envelope.async_handle
         timeout = self._timeout_of(running.envelope)
-        env = running.envelope
-        grace = ASYNC_GRACE if env is not None and env.async_handle else 0.0
+        grace = ASYNC_GRACE if concurrent else 0.0
         deadline = time.monotonic() + timeout + grace if timeout else math.inf
-        flight = _Flight(running, deadline)
-        self._flights[reservation.id] = flight
-        self.pool.start(running.attempt, timeout, flight.concurrent)
+        self._flights[reservation.id] = _Flight(running, deadline, concurrent)
+        self.pool.start(running.attempt, timeout, concurrent)
 
     def _collect(self) -> list[tuple[_Flight, Outcome]]:
         """Wait a little for outcomes, then look after the jobs still running: renew their

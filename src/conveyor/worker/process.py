@@ -98,6 +98,17 @@ def _let_the_control_process_decide(signum: int, frame: FrameType | None) -> Non
     get these signals as usual."""
 
 
+def become_child(parent_end: Connection, parent_pid: int) -> None:
+    """What every executor child does first: die with its parent, lead its own process group
+    (so a kill reaches what the job started), and leave SIGTERM / SIGINT to the parent."""
+    _die_with_parent(parent_pid)
+    parent_end.close()
+    os.setpgid(0, 0)
+    signal.set_wakeup_fd(-1)  # the control process's wakeup pipe is not this process's business
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _let_the_control_process_decide)
+
+
 def _child_main(
     conn: Connection,
     parent_end: Connection,
@@ -105,12 +116,7 @@ def _child_main(
     parent_pid: int,
     report_rss: bool,
 ) -> None:
-    _die_with_parent(parent_pid)
-    parent_end.close()
-    os.setpgid(0, 0)
-    signal.set_wakeup_fd(-1)  # the control process's wakeup pipe is not this process's business
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, _let_the_control_process_decide)
+    become_child(parent_end, parent_pid)
     executor = make_executor()
     while True:
         try:
