@@ -107,6 +107,21 @@ class AckAndReserve(Protocol):
     ) -> tuple[bool, Reservation | None]: ...
 
 
+@runtime_checkable
+class Prefetch(Protocol):
+    """Optional on a driver: claim the next job while one runs, without spending an attempt.
+
+    ``prefetch`` claims like ``reserve`` (no wait) but leaves the stored attempt count alone;
+    the reservation's ``attempts`` is what the count will be once the job starts, and its
+    ``begin()`` counts it then. A prefetched claim the worker never starts (it stops, or dies
+    and the lease runs out) goes back to the queue having cost nothing. A driver with this also
+    takes ``begin=`` (a prefetched reservation starting now) and ``count=`` (False: the claim is
+    itself a prefetch) on ``ack_and_reserve``, so a busy worker still pays one round trip a job.
+    """
+
+    def prefetch(self, queues: Sequence[str], lease: float) -> Reservation | None: ...
+
+
 class FailedJobStore(Protocol):
     def record(self, record: FailedRecord) -> None: ...
     def get(self, id_or_uuid: str) -> FailedRecord | None: ...

@@ -125,14 +125,16 @@ class RedisDriver:
             queues, lease, lambda k, a: self.conn.eval_after_wait(notify, seconds, "reserve", k, a)
         )
 
-    def _claim(self, queues: Sequence[str], lease: float) -> tuple[RedisReservation | None, float]:
+    def _claim(
+        self, queues: Sequence[str], lease: float, count: bool = True
+    ) -> tuple[RedisReservation | None, float]:
         """One reserve script call per group of queues: all at once on one server, one by one
         (in priority order) on a cluster, where each queue may live on another node."""
         groups = [(q,) for q in queues] if self.conn.cluster else [queues]
         soonest = -1.0
         for group in groups:
             found, due = self._claim_with(
-                group, lease, lambda k, a: self.conn.eval("reserve", k, a)
+                group, lease, lambda k, a: self.conn.eval("reserve", k, a), count
             )
             if found is not None:
                 return found, soonest
@@ -140,30 +142,48 @@ class RedisDriver:
                 soonest = due
         return None, soonest
 
+    def prefetch(self, queues: Sequence[str], lease: float) -> RedisReservation | None:
+        """Claim the next job without counting its attempt, which ``begin`` counts when it
+        starts: a claim held while another job runs costs no attempt if it never starts."""
+        return self._claim(queues, lease, count=False)[0]
+
     def claim_after_ack(
-        self, settle_keys: list[str], settle_args: list[Any], queues: Sequence[str], lease: float
-    ) -> tuple[bool, RedisReservation | None]:
-        """Acknowledge a job and claim the next from ``queues`` in one script (one slot)."""
-        acked = False
+        self,
+        settle: tuple[list[str], list[Any]],
+        begin: tuple[list[str], list[Any]],
+        queues: Sequence[str],
+        lease: float,
+        count: bool,
+    ) -> tuple[bool, bool, RedisReservation | None]:
+        """Acknowledge a job, count a prefetched job's start and claim the next from
+        ``queues`` in one script (one slot)."""
+        acked = begun = False
 
         def send(keys: list[str], args: list[Any]) -> Any:
-            nonlocal acked
-            reply = self.conn.eval("ack_reserve", [*settle_keys, *keys], [*settle_args, *args])
-            acked = bool(reply[0])
-            return reply[1:]
+            nonlocal acked, begun
+            reply = self.conn.eval(
+                "ack_reserve", [*settle[0], *begin[0], *keys], [*settle[1], *args, *begin[1]]
+            )
+            acked, begun = bool(reply[0]), bool(reply[1])
+            return reply[2:]
 
-        found, _ = self._claim_with(queues, lease, send)
-        return acked, found
+        found, _ = self._claim_with(queues, lease, send, count)
+        return acked, begun, found
 
     def _claim_with(
-        self, queues: Sequence[str], lease: float, send: Callable[[list[str], list[Any]], Any]
+        self,
+        queues: Sequence[str],
+        lease: float,
+        send: Callable[[list[str], list[Any]], Any],
+        count: bool = True,
     ) -> tuple[RedisReservation | None, float]:
         """Run a claiming script through ``send``; the job claimed, or when the next is due."""
         # kept until a reply arrives: a call whose reply was lost is retried with the same
         # token, and the script then hands back what that call claimed (see lib_claim.lua)
         token = getattr(self._pending, "token", None) or os.urandom(16).hex()
         self._pending.token = token
-        reply = send(self._reserve_keys(queues), [repr(float(lease)), token, MIGRATE_LIMIT])
+        args = [repr(float(lease)), token, MIGRATE_LIMIT, int(count)]
+        reply = send(self._reserve_keys(queues), args)
         self._pending.token = None
         if reply[-1]:
             self._flush_handoffs(queues)

@@ -1,5 +1,5 @@
 -- Library included by reserve.lua and ack_reserve.lua (reads KEYS from an index, no ARGV).
---   claim(base, lease, token, limit, now)
+--   claim(base, lease, token, limit, now, count)
 --     Claim the oldest available job of the first non-empty queue, in priority order, from the
 --     queues whose keys start at KEYS[base], 9 per queue: pending list, delayed zset, reserved
 --     zset, payload hash, attempts hash, token hash (id -> token), claims hash (token -> id),
@@ -7,6 +7,8 @@
 --     Returns {queue number (1-based), id, payload, attempts, handoff}, or when nothing is
 --     available {0, seconds until the next delayed job or lease deadline (-1: none), handoff};
 --     handoff is 1 when a queue holds failed records still to be moved to the failed store.
+--     With `count` 0 the claim is a prefetch: the attempts hash is left alone (begin.lua counts
+--     the attempt when the job starts), and the attempts returned are what it will be then.
 --
 -- Before claiming, due delayed jobs and reservations whose lease ran out move to the pending
 -- list (the latter losing their token, so the worker that lost the lease cannot settle them):
@@ -38,7 +40,7 @@ local function next_due(key, now, soonest)
   return soonest
 end
 
-local function claim(base, lease, token, limit, now)
+local function claim(base, lease, token, limit, now, count)
   local handoff, soonest = 0, -1
   for q = 1, (#KEYS - base + 1) / 9 do
     local b = base + (q - 1) * 9 - 1
@@ -47,7 +49,7 @@ local function claim(base, lease, token, limit, now)
     if redis.call('EXISTS', KEYS[b + 9]) == 1 then handoff = 1 end
     local prior = redis.call('HGET', claims, token)
     if prior and redis.call('HGET', tokens, prior) == token then
-      local n = tonumber(redis.call('HGET', attempts, prior))
+      local n = tonumber(redis.call('HGET', attempts, prior) or '0') + 1 - count
       return {q, prior, redis.call('HGET', payload, prior), n, handoff}
     end
     migrate(delayed, pending, nil, nil, now, limit)
@@ -57,7 +59,12 @@ local function claim(base, lease, token, limit, now)
       if not id then break end
       local body = redis.call('HGET', payload, id)
       if body then
-        local n = redis.call('HINCRBY', attempts, id, 1)
+        local n
+        if count == 1 then
+          n = redis.call('HINCRBY', attempts, id, 1)
+        else
+          n = tonumber(redis.call('HGET', attempts, id) or '0') + 1
+        end
         redis.call('HSET', tokens, id, token)
         redis.call('HSET', claims, token, id)
         redis.call('ZADD', reserved, now + lease, id)

@@ -61,19 +61,42 @@ class RedisReservation:
         return bool(self._driver.conn.eval("ack", keys, args))
 
     def ack_and_reserve(
-        self, queues: Sequence[str], lease: float
+        self,
+        queues: Sequence[str],
+        lease: float,
+        begin: RedisReservation | None = None,
+        count: bool = True,
     ) -> tuple[bool, RedisReservation | None]:
-        """Remove the job and claim the next from ``queues`` in one script: one round trip per
-        job for a busy worker (see ack_reserve.lua).
+        """Remove the job, count the start of the prefetched ``begin``, and claim the next from
+        ``queues`` (a prefetch unless ``count``) in one script: one round trip per job for a
+        busy worker (see ack_reserve.lua).
 
-        On a cluster that holds only when every queue shares this job's slot; otherwise the
-        job is acknowledged first, then the next claimed, as two calls.
+        On a cluster that holds only when every queue shares this job's slot; otherwise each
+        step is its own call.
         """
         driver, k = self._driver, self._keys
         if driver.conn.cluster and any(driver.keys(q).slot != k.slot for q in queues):
-            return self.ack(), driver.reserve(queues, lease)
-        settle = [*k.for_settle(), k.payload, k.attempts]
-        return driver.claim_after_ack(settle, [self.id, self.token], queues, lease)
+            acked = self.ack()
+            if begin is not None:
+                begin.begin()
+            return acked, driver.reserve(queues, lease) if count else driver.prefetch(queues, lease)
+        settle = ([*k.for_settle(), k.payload, k.attempts], [self.id, self.token])
+        started = begin if begin is not None else self
+        begin_keys = [started._keys.token, started._keys.attempts]
+        begin_args = [begin.id, begin.token, begin.attempts] if begin is not None else ["", "", 0]
+        acked, begun, found = driver.claim_after_ack(
+            settle, (begin_keys, begin_args), queues, lease, count
+        )
+        if begin is not None and not begun:
+            log.warning("job %s: lease was lost before it started; another worker may run it",
+                        begin.id)  # fmt: skip
+        return acked, found
+
+    def begin(self) -> bool:
+        """Count the attempt of a prefetched job that starts now (see ``RedisDriver.prefetch``)."""
+        k = self._keys
+        args = [self.id, self.token, self.attempts]
+        return bool(self._driver.conn.eval("begin", [k.token, k.attempts], args))
 
     def release(self, delay: float, payload: bytes | None = None) -> bool:
         k = self._keys

@@ -2,7 +2,8 @@
 -- KEYS    9 per queue: pending list, delayed zset, reserved zset, payload hash, attempts hash,
 --         token hash (id -> token), claims hash (token -> id), notify list, failed-handoff hash
 -- ARGV[1] lease seconds   ARGV[2] token for this claim   ARGV[3] most jobs to migrate per key
+-- ARGV[4] 1 to count the attempt now, 0 for a prefetch (counted by begin.lua when it starts)
 -- Returns what lib_claim.lua's claim() returns.
 --! include lib_store.lua
 --! include lib_claim.lua
-return claim(1, tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), clock())
+return claim(1, tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), clock(), tonumber(ARGV[4]))

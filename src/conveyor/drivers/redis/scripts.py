@@ -14,7 +14,7 @@ from importlib import resources
 
 _INCLUDE = "--! include "
 NAMES = (
-    "push", "reserve", "ack_reserve", "ack", "release", "extend", "fail", "fail_handoff",
+    "push", "reserve", "ack_reserve", "begin", "ack", "release", "extend", "fail", "fail_handoff",
     "size", "clear", "heartbeat", "failed_record", "failed_forget", "failed_flush",
     "failed_page",
 )  # fmt: skip

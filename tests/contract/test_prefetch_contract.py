@@ -1,0 +1,126 @@
+"""The prefetch contract (``drivers.base.Prefetch``): a claim held while another job runs costs
+no attempt until it starts, and a busy worker still settles, starts and claims in one call.
+
+Runs on every backend of the contract suite; a backend without prefetch is reported as skipped
+by name, so a missing implementation shows in the test summary.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from conveyor.drivers.base import Driver, Prefetch, Reservation
+from tests.contract.test_driver_contract import (
+    GRACE,
+    LEASE,
+    SHORT_LEASE,
+    message,
+    new_queue,
+    sizes,
+    take,
+)
+
+
+def prefetching(driver: Driver) -> Any:
+    if not isinstance(driver, Prefetch):
+        pytest.skip(f"{type(driver).__name__} has no prefetch")
+    return driver
+
+
+def prefetch(driver: Any, *queues: str, lease: float = LEASE) -> Reservation:
+    found = driver.prefetch(list(queues), lease)
+    assert found is not None, f"expected a job on {queues}"
+    return found  # type: ignore[no-any-return]
+
+
+def test_a_prefetched_claim_is_reserved_and_shows_the_attempt_it_will_be(driver: Driver) -> None:
+    drv = prefetching(driver)
+    queue = new_queue()
+    driver.push(message(queue, 1))
+    held = prefetch(drv, queue)
+    assert held.attempts == 1
+    assert held.payload == b'{"n": 1}'
+    assert sizes(driver, queue) == (0, 0, 1)
+    assert driver.reserve([queue], LEASE) is None
+
+
+def test_a_prefetch_never_started_costs_no_attempt(driver: Driver) -> None:
+    drv = prefetching(driver)
+    queue = new_queue()
+    driver.push(message(queue))
+    assert prefetch(drv, queue).release(0) is True
+    assert take(driver, queue).attempts == 1
+
+
+def test_a_prefetch_whose_lease_ran_out_comes_back_uncounted(driver: Driver) -> None:
+    drv = prefetching(driver)
+    queue = new_queue()
+    driver.push(message(queue))
+    prefetch(drv, queue, lease=SHORT_LEASE)
+    time.sleep(SHORT_LEASE + GRACE)
+    assert take(driver, queue).attempts == 1
+
+
+def test_begin_counts_the_attempt_once_even_when_repeated(driver: Driver) -> None:
+    drv = prefetching(driver)
+    queue = new_queue()
+    driver.push(message(queue))
+    first = take(driver, queue, lease=SHORT_LEASE)
+    time.sleep(SHORT_LEASE + GRACE)
+    held = prefetch(drv, queue, lease=SHORT_LEASE)
+    assert held.attempts == 2
+    assert held.begin() is True  # type: ignore[attr-defined]
+    assert held.begin() is True  # type: ignore[attr-defined]  # a retry after a lost reply
+    assert first.ack() is False
+    time.sleep(SHORT_LEASE + GRACE)
+    assert take(driver, queue).attempts == 3
+
+
+def test_begin_after_the_lease_was_lost_changes_nothing(driver: Driver) -> None:
+    drv = prefetching(driver)
+    queue = new_queue()
+    driver.push(message(queue))
+    stale = prefetch(drv, queue, lease=SHORT_LEASE)
+    time.sleep(SHORT_LEASE + GRACE)
+    owner = take(driver, queue)
+    assert stale.begin() is False  # type: ignore[attr-defined]
+    assert owner.attempts == 1
+    assert owner.ack() is True
+
+
+def test_ack_and_reserve_begins_the_prefetched_job_and_prefetches_the_next(
+    driver: Driver,
+) -> None:
+    drv = prefetching(driver)
+    queue = new_queue()
+    for n in range(3):
+        driver.push(message(queue, n))
+    running = take(driver, queue)
+    held = prefetch(drv, queue, lease=SHORT_LEASE)
+    acked, nxt = running.ack_and_reserve(  # type: ignore[attr-defined]
+        [queue], SHORT_LEASE, begin=held, count=False
+    )
+    assert acked is True
+    assert nxt is not None and nxt.payload == b'{"n": 2}' and nxt.attempts == 1
+    assert sizes(driver, queue) == (0, 0, 2)
+    time.sleep(SHORT_LEASE + GRACE)  # both leases run out: held was counted, nxt was not
+    attempts = {r.payload: r.attempts for r in (take(driver, queue), take(driver, queue))}
+    assert attempts == {b'{"n": 1}': 2, b'{"n": 2}': 1}
+
+
+def test_ack_and_reserve_with_count_claims_a_started_job(driver: Driver) -> None:
+    drv = prefetching(driver)
+    queue = new_queue()
+    for n in range(3):
+        driver.push(message(queue, n))
+    running = take(driver, queue)
+    held = prefetch(drv, queue)
+    acked, nxt = running.ack_and_reserve(  # type: ignore[attr-defined]
+        [queue], SHORT_LEASE, begin=held, count=True
+    )
+    assert acked is True and nxt is not None and nxt.attempts == 1
+    time.sleep(SHORT_LEASE + GRACE)
+    assert take(driver, queue).attempts == 2
