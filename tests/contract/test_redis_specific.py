@@ -158,10 +158,23 @@ def test_one_script_call_stores_many_thousands_of_jobs_in_order(driver: RedisDri
 def test_a_claim_retried_after_a_lost_reply_gets_the_same_job(driver: RedisDriver) -> None:
     driver.push_many([message("q"), message("q")])
     keys = driver.keys("q").for_reserve()
-    first = driver.conn.eval("reserve", keys, ["30", "lost-reply", 100])
-    again = driver.conn.eval("reserve", keys, ["30", "lost-reply", 100])
+    first = driver.conn.eval("reserve", keys, ["30", "lost-reply", 100, 1])
+    again = driver.conn.eval("reserve", keys, ["30", "lost-reply", 100, 1])
     assert again[:4] == first[:4] and int(first[3]) == 1
     assert driver.size("q") == QueueSize(1, 0, 1)
+
+
+def test_a_prefetch_retried_after_a_lost_reply_gets_the_same_job_uncounted(
+    driver: RedisDriver,
+) -> None:
+    driver.push(message("q"))
+    keys = driver.keys("q").for_reserve()
+    first = driver.conn.eval("reserve", keys, ["0.2", "lost-reply", 100, 0])
+    again = driver.conn.eval("reserve", keys, ["0.2", "lost-reply", 100, 0])
+    assert again[:4] == first[:4] and int(first[3]) == 1
+    time.sleep(0.3)
+    back = driver.reserve(["q"], 30)
+    assert back is not None and back.id == first[1].decode() and back.attempts == 1
 
 
 def test_ack_and_reserve_acks_and_claims_in_priority_order(driver: RedisDriver) -> None:
@@ -202,12 +215,12 @@ def test_ack_and_reserve_retried_after_a_lost_reply_gets_the_same_job(
     held = driver.reserve(["q"], 30)
     assert held is not None
     k = driver.keys("q")
-    keys = [*k.for_settle(), k.payload, k.attempts, *k.for_reserve()]
-    args = [held.id, held.token, "30", "lost-reply", 100]
+    keys = [*k.for_settle(), k.payload, k.attempts, k.token, k.attempts, *k.for_reserve()]
+    args = [held.id, held.token, "30", "lost-reply", 100, 1, "", "", 0]
     first = driver.conn.eval("ack_reserve", keys, args)
     again = driver.conn.eval("ack_reserve", keys, args)
     assert (first[0], again[0]) == (1, 0)
-    assert again[1:5] == first[1:5] and int(first[4]) == 1
+    assert again[2:6] == first[2:6] and int(first[5]) == 1
     assert driver.size("q") == QueueSize(1, 0, 1)
 
 
