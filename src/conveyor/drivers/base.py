@@ -122,6 +122,23 @@ class Prefetch(Protocol):
     def prefetch(self, queues: Sequence[str], lease: float) -> Reservation | None: ...
 
 
+class PrefetchedReservation(Reservation, Protocol):
+    """A reservation of a driver with ``Prefetch``."""
+
+    def begin(self) -> bool:
+        """Count the attempt of this prefetched job, which starts now; idempotent. False if
+        the lease was lost meanwhile."""
+        ...
+
+    def ack_and_reserve(
+        self,
+        queues: Sequence[str],
+        lease: float,
+        begin: Reservation | None = None,
+        count: bool = True,
+    ) -> tuple[bool, Reservation | None]: ...
+
+
 class FailedJobStore(Protocol):
     def record(self, record: FailedRecord) -> None: ...
     def get(self, id_or_uuid: str) -> FailedRecord | None: ...

@@ -17,9 +17,9 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from functools import partial
+from typing import cast
 
-from ..drivers.base import Driver, Reservation
+from ..drivers.base import Driver, PrefetchedReservation, Reservation
 from ..errors import JobTimedOut, WorkerLost
 from ..events import EventBus, WorkerStopping
 from .async_child import ConcurrentRunner
@@ -74,6 +74,9 @@ class ConcurrentWorker(Worker):
                 reason = self._stop_reason() or ""
                 if self._has_room():
                     _flush_logs()
+                    if self._held is not None:
+                        self._start_held()
+                        continue
                     claimed = self._reserve(wait=0.0 if self._flights else None)
                     if claimed is not None:
                         self._launch(claimed)
@@ -93,15 +96,12 @@ class ConcurrentWorker(Worker):
                     self.pool.stop()  # bloated (--memory): replaced at the next claim
                     continue
                 for flight, outcome in self._collect():
-                    claimed = self._settle_and_claim(
-                        flight.running.reservation, outcome, self._has_room()
-                    )
-                    if claimed is not None:
-                        self._launch(claimed)
+                    self._settle_and_fill(flight.running.reservation, outcome)
                     self._log(flight.running, outcome)
         finally:
             self.signals.uninstall()
             self.pool.stop()
+            self._hand_back_held()
             self._quietly(lambda: self.driver.forget_worker(self.id))
             self.events.emit(WorkerStopping(self.driver.connection, 0, reason))
             log.info("worker %s stopping: %s (%d jobs)", self.id, reason, self.processed)
@@ -117,7 +117,39 @@ class ConcurrentWorker(Worker):
             return False
         return all(f.concurrent for f in self._flights.values())
 
-    def _launch(self, reservation: Reservation) -> None:
+    def _settle_and_fill(self, reservation: Reservation, outcome: Outcome) -> None:
+        """Settle a finished job and fill its place. A prefetched job starts first; the
+        settlement, its start and the next claim (itself a prefetch if there is no room for
+        it to start) then share one round trip."""
+        room = self._has_room()
+        held = self._held
+        if held is None or not room:
+            claimed = self._settle_and_claim(reservation, outcome, room)
+            if claimed is not None:
+                self._launch(claimed)
+            return
+        self._held = None
+        self._launch(held, prefetch=False)
+        room = self._has_room()
+        claimed = self._settle_and_claim(
+            reservation, outcome, room or self._may_prefetch(), begin=held, count=room
+        )
+        if claimed is not None and room:
+            self._launch(claimed)
+        elif claimed is not None:
+            self._held = claimed
+
+    def _start_held(self) -> None:
+        held, self._held = self._held, None
+        assert held is not None
+        self._launch(held, prefetch=False)
+        if not self._persist(cast(PrefetchedReservation, held).begin):
+            log.warning("job %s: lease was lost before it started", held.id)
+        if not self._has_room():
+            self._prefetch()
+
+    def _launch(self, reservation: Reservation, prefetch: bool = True) -> None:
+        """Start a claimed job; while a sync job runs, prefetch the next (see ``_prefetch``)."""
         running = self._running(reservation)
         concurrent = running.envelope is not None and running.envelope.async_handle
         timeout = self._timeout_of(running.envelope)
@@ -125,6 +157,8 @@ class ConcurrentWorker(Worker):
         deadline = time.monotonic() + timeout + grace if timeout else math.inf
         self._flights[reservation.id] = _Flight(running, deadline, concurrent)
         self.pool.start(running.attempt, timeout, concurrent)
+        if prefetch and not concurrent:
+            self._prefetch()
 
     def _collect(self) -> list[tuple[_Flight, Outcome]]:
         """Wait a little for outcomes, then look after the jobs still running: renew their
@@ -187,10 +221,8 @@ class ConcurrentWorker(Worker):
         if now >= self._next_renew:
             self._next_renew = now + self._renew_every()
             for flight in list(self._flights.values()):
-                reservation = flight.running.reservation
-                if self._quietly(partial(reservation.extend, self.options.lease)) is False:
-                    log.warning(
-                        "lost the lease on job %s: another worker may run it", reservation.id
-                    )
+                self._renew(flight.running.reservation)
+            if self._held is not None:
+                self._renew(self._held)
         self._beat(now)
         _flush_logs()

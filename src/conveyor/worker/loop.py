@@ -14,12 +14,19 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from .. import envelope as envelope_mod
 from .. import retry
 from ..bus.settle import bus_settlement
-from ..drivers.base import Driver, FailedRecord, Reservation, WorkerInfo
+from ..drivers.base import (
+    Driver,
+    FailedRecord,
+    Prefetch,
+    PrefetchedReservation,
+    Reservation,
+    WorkerInfo,
+)
 from ..envelope import Envelope
 from ..errors import ConnectionUnavailable, PayloadError
 from ..events import EventBus, JobFailed, JobTimedOut, WorkerLooping, WorkerStopping
@@ -75,6 +82,9 @@ class Worker:
         self._next_beat = 0.0
         self._next_restart_check = 0.0
         self._current: str | None = None
+        #: the next job, claimed while one runs but not yet started (see ``_prefetch``)
+        self._held: Reservation | None = None
+        self._prefetches = isinstance(driver, Prefetch) and not isinstance(runner, InlineRunner)
 
     def run(self) -> int:
         self.signals.install()
@@ -97,6 +107,7 @@ class Worker:
                             break
                         continue
                     running = self._start(reservation)
+                    self._prefetch()
                 finished, outcome = running, self._finish(running)
                 running = self._settle_and_start_next(finished, outcome)
                 self._log(finished, outcome)
@@ -106,6 +117,7 @@ class Worker:
         finally:
             self.signals.uninstall()
             self.runner.stop()
+            self._hand_back_held()
             self._quietly(lambda: self.driver.forget_worker(self.id))
             self.events.emit(WorkerStopping(self.driver.connection, 0, reason))
             log.info("worker %s stopping: %s (%d jobs)", self.id, reason, self.processed)
@@ -162,17 +174,62 @@ class Worker:
 
     def _settle_and_start_next(self, finished: _Running, outcome: Outcome) -> _Running | None:
         """Settle the finished job and start the next before logging, so the executor works
-        while this process logs."""
+        while this process logs. A prefetched job starts first, so the executor runs it while
+        this process settles the last one and prefetches the one after."""
         want_next = not (self.options.once or self._stop_reason())
-        claimed = self._settle_and_claim(finished.reservation, outcome, want_next)
-        return self._start(claimed) if claimed is not None else None
+        held = self._held
+        if held is None or not want_next:
+            claimed = self._settle_and_claim(finished.reservation, outcome, want_next)
+            if claimed is None:
+                return None
+            running = self._start(claimed)
+            self._prefetch()
+            return running
+        self._held = None
+        running = self._start(held)
+        self._held = self._settle_and_claim(
+            finished.reservation, outcome, self._may_prefetch(), begin=held, count=False
+        )
+        return running
+
+    def _may_prefetch(self) -> bool:
+        opts = self.options
+        if not self._prefetches or opts.once or self._stop_reason():
+            return False
+        return not (opts.max_jobs and self.started >= opts.max_jobs)
+
+    def _prefetch(self) -> None:
+        """Claim the next job while this one runs, without counting its attempt (the backend
+        counts it when the job starts): a claim that never starts, because the worker stops or
+        dies, goes back having cost nothing."""
+        if self._held is None and self._may_prefetch():
+            driver = cast(Prefetch, self.driver)
+            self._held = self._quietly(
+                lambda: driver.prefetch(self.options.queues, self.options.lease)
+            )
+
+    def _hand_back_held(self) -> None:
+        held, self._held = self._held, None
+        if held is not None:
+            self._quietly(lambda: held.release(0))
 
     def _settle_and_claim(
-        self, reservation: Reservation, outcome: Outcome, want_next: bool
+        self,
+        reservation: Reservation,
+        outcome: Outcome,
+        want_next: bool,
+        begin: Reservation | None = None,
+        count: bool = True,
     ) -> Reservation | None:
-        """Settle a job and, if ``want_next``, claim the next one: a plain acknowledgement and
-        the claim share one round trip where the backend can do both."""
+        """Settle a job, count the start of ``begin`` (a prefetched job), and if ``want_next``
+        claim the next one (a prefetch unless ``count``): a plain acknowledgement, the start
+        and the claim share one round trip where the backend can do them together."""
         bus_write = bus_settlement(self.driver, reservation, outcome)
+        if begin is not None or not count:
+            prefetched = cast(PrefetchedReservation, reservation)
+            return self._settle_begin_and_claim(
+                prefetched, outcome, bus_write, want_next, begin, count
+            )
         plain_ack = bus_write is None and outcome.kind in (Kind.COMPLETED, Kind.DISCARDED)
         # a chained or batched job settles through the bus, which may claim the next job too
         combined = getattr(
@@ -188,6 +245,34 @@ class Worker:
         claimed = self._reserve(wait=0.0) if want_next else None
         self._settle(reservation, outcome, bus_write)
         return claimed
+
+    def _settle_begin_and_claim(
+        self,
+        reservation: PrefetchedReservation,
+        outcome: Outcome,
+        bus_write: Callable[[], bool] | None,
+        want_next: bool,
+        begin: Reservation | None,
+        count: bool,
+    ) -> Reservation | None:
+        queues, lease = self.options.queues, self.options.lease
+        plain_ack = bus_write is None and outcome.kind in (Kind.COMPLETED, Kind.DISCARDED)
+        if want_next and plain_ack:
+            acked, claimed = self._persist(
+                lambda: reservation.ack_and_reserve(queues, lease, begin=begin, count=count)
+            )
+            if not acked:
+                log.warning("job %s: lease was lost before settling", reservation.id)
+            return claimed
+        self._settle(reservation, outcome, bus_write)
+        if begin is not None and not self._persist(cast(PrefetchedReservation, begin).begin):
+            log.warning("job %s: lease was lost before it started", begin.id)
+        if not want_next:
+            return None
+        if count:
+            return self._reserve(wait=0.0)
+        driver = cast(Prefetch, self.driver)
+        return self._persist(lambda: driver.prefetch(queues, lease))
 
     def _finish(self, running: _Running) -> Outcome:
         reservation, attempt = running.reservation, running.attempt
@@ -238,15 +323,18 @@ class Worker:
                 )  # fmt: skip
             if now >= next_renew:
                 next_renew = now + renew_every
-                if self._quietly(lambda: reservation.extend(self.options.lease)) is False:
-                    log.warning(
-                        "lost the lease on job %s: another worker may run it", reservation.id
-                    )
+                self._renew(reservation)
+                if self._held is not None:
+                    self._renew(self._held)
             self._beat(now)
             _flush_logs()
             return not self.signals.aborting
 
         return tick
+
+    def _renew(self, reservation: Reservation) -> None:
+        if self._quietly(lambda: reservation.extend(self.options.lease)) is False:
+            log.warning("lost the lease on job %s: another worker may run it", reservation.id)
 
     def _interrupted(self, attempt: Attempt, stop: Interrupted) -> Outcome:
         """Decide for an attempt whose process was killed or died, from the envelope alone."""
