@@ -8,7 +8,7 @@ from .. import backoff as backoff_mod
 from ..worker.async_child import ConcurrentRunner
 from ..worker.concurrent import ConcurrentWorker
 from ..worker.executor import WorkerDefaults
-from ..worker.loop import Worker, WorkerOptions
+from ..worker.loop import PREFETCH_HOLD, Worker, WorkerOptions
 from ..worker.process import ChildRunner, InlineRunner
 from .common import State, fail, guarded, pass_state, setup_logging
 
@@ -96,6 +96,15 @@ def _queues(value: str) -> tuple[str, ...]:
     help="Jobs with `async def handle` run this many at once in the executor process; sync "
     "jobs always run one at a time. 1: strictly one job at a time.",
 )
+@click.option(
+    "--prefetch-hold",
+    type=click.FloatRange(min=0),
+    default=PREFETCH_HOLD,
+    show_default=True,
+    help="While a sync job runs, the next job is claimed ahead (its attempt counted only when "
+    "it starts) and goes back to the queue for other workers if it waits longer than this many "
+    "seconds. 0: claim a job only when it can start. Redis only.",
+)
 @click.option("-v", "--verbose", count=True, help="Debug logs with -vv (same as the global -v).")
 @click.option(
     "--in-process",
@@ -107,7 +116,8 @@ def _queues(value: str) -> tuple[str, ...]:
 def work(
     state: State, connection: str | None, queue: str | None, once: bool, stop_when_empty: bool,
     timeout: float, tries: int, backoff: str, sleep: float, max_jobs: int, max_time: float,
-    memory: float | None, lease: float | None, concurrency: int, verbose: int, in_process: bool,
+    memory: float | None, lease: float | None, concurrency: int, prefetch_hold: float,
+    verbose: int, in_process: bool,
 ) -> None:  # fmt: skip
     """Process jobs from a connection's queues until stopped.
 
@@ -135,7 +145,7 @@ def work(
     options = WorkerOptions(
         queues=_queues(queue) if queue is not None else (settings.queue,),
         once=once, stop_when_empty=stop_when_empty, sleep=sleep, max_jobs=max_jobs,
-        max_time=max_time, lease=lease or settings.retry_after,
+        max_time=max_time, lease=lease or settings.retry_after, prefetch_hold=prefetch_hold,
     )  # fmt: skip
     driver = app.driver(settings.name)
     worker: Worker

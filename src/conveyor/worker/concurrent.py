@@ -96,7 +96,7 @@ class ConcurrentWorker(Worker):
                     self.pool.stop()  # bloated (--memory): replaced at the next claim
                     continue
                 for flight, outcome in self._collect():
-                    self._settle_and_fill(flight.running.reservation, outcome)
+                    self._settle_and_fill(flight, outcome)
                     self._log(flight.running, outcome)
         finally:
             self.signals.uninstall()
@@ -117,10 +117,13 @@ class ConcurrentWorker(Worker):
             return False
         return all(f.concurrent for f in self._flights.values())
 
-    def _settle_and_fill(self, reservation: Reservation, outcome: Outcome) -> None:
+    def _settle_and_fill(self, flight: _Flight, outcome: Outcome) -> None:
         """Settle a finished job and fill its place. A prefetched job starts first; the
         settlement, its start and the next claim (itself a prefetch if there is no room for
         it to start) then share one round trip."""
+        reservation = flight.running.reservation
+        if not flight.concurrent:
+            self._short = time.perf_counter() - flight.running.started < self.options.prefetch_hold
         room = self._has_room()
         held = self._held
         if held is None or not room:
@@ -137,7 +140,7 @@ class ConcurrentWorker(Worker):
         if claimed is not None and room:
             self._launch(claimed)
         elif claimed is not None:
-            self._held = claimed
+            self._hold(claimed)
 
     def _start_held(self) -> None:
         held, self._held = self._held, None
@@ -169,6 +172,8 @@ class ConcurrentWorker(Worker):
         if self._has_room():
             wait = min(wait, self._poll)
             self._poll = min(self._poll * 2, _POLL_MAX)
+        if self._held is not None:
+            wait = min(wait, self._held_since + self.options.prefetch_hold - now)
         try:
             done = self.pool.collect(max(wait, 0.0), wakeup=self.signals.wakeup_fd)
         except Interrupted as lost:
@@ -178,6 +183,8 @@ class ConcurrentWorker(Worker):
         if now >= self._next_tick or (self.signals.stopping and not self._told):
             self._next_tick = now + min(1.0, self._renew_every())
             self._look_after(now)
+        if not settled and self._held_too_long(now):
+            self._hand_back_held()
         if self.signals.aborting and self._flights:
             self.pool.kill()
             return settled + self._all_lost(Interrupted(WorkerLost("the worker was stopped")))

@@ -38,6 +38,11 @@ from .signals import StopSignals
 log = logging.getLogger("conveyor.worker")
 T = TypeVar("T")
 
+#: how long a prefetched job waits for the running one to end before it goes back to the queue
+#: for other workers: prefetching pays off for short jobs only, and must not keep a job waiting
+#: behind a long one (after a job this long, the worker does not prefetch for the next)
+PREFETCH_HOLD = 0.05
+
 
 @dataclass(frozen=True)
 class _Running:
@@ -59,6 +64,8 @@ class WorkerOptions:
     lease: float = 30.0
     heartbeat_every: float = 5.0
     restart_check_every: float = 1.0
+    #: see ``PREFETCH_HOLD``; 0 turns prefetching off
+    prefetch_hold: float = PREFETCH_HOLD
 
 
 class Worker:
@@ -84,7 +91,14 @@ class Worker:
         self._current: str | None = None
         #: the next job, claimed while one runs but not yet started (see ``_prefetch``)
         self._held: Reservation | None = None
-        self._prefetches = isinstance(driver, Prefetch) and not isinstance(runner, InlineRunner)
+        self._held_since = 0.0
+        #: whether the last job was short enough for prefetching to pay off
+        self._short = True
+        self._prefetches = (
+            isinstance(driver, Prefetch)
+            and not isinstance(runner, InlineRunner)
+            and options.prefetch_hold > 0
+        )
 
     def run(self) -> int:
         self.signals.install()
@@ -177,6 +191,7 @@ class Worker:
         while this process logs. A prefetched job starts first, so the executor runs it while
         this process settles the last one and prefetches the one after."""
         want_next = not (self.options.once or self._stop_reason())
+        self._short = time.perf_counter() - finished.started < self.options.prefetch_hold
         held = self._held
         if held is None or not want_next:
             claimed = self._settle_and_claim(finished.reservation, outcome, want_next)
@@ -187,14 +202,16 @@ class Worker:
             return running
         self._held = None
         running = self._start(held)
-        self._held = self._settle_and_claim(
-            finished.reservation, outcome, self._may_prefetch(), begin=held, count=False
+        self._hold(
+            self._settle_and_claim(
+                finished.reservation, outcome, self._may_prefetch(), begin=held, count=False
+            )
         )
         return running
 
     def _may_prefetch(self) -> bool:
         opts = self.options
-        if not self._prefetches or opts.once or self._stop_reason():
+        if not (self._prefetches and self._short) or opts.once or self._stop_reason():
             return False
         return not (opts.max_jobs and self.started >= opts.max_jobs)
 
@@ -204,9 +221,16 @@ class Worker:
         dies, goes back having cost nothing."""
         if self._held is None and self._may_prefetch():
             driver = cast(Prefetch, self.driver)
-            self._held = self._quietly(
-                lambda: driver.prefetch(self.options.queues, self.options.lease)
+            self._hold(
+                self._quietly(lambda: driver.prefetch(self.options.queues, self.options.lease))
             )
+
+    def _hold(self, reservation: Reservation | None) -> None:
+        self._held, self._held_since = reservation, time.monotonic()
+
+    def _held_too_long(self, now: float) -> bool:
+        """The running job is long: the prefetched one should go to another worker."""
+        return self._held is not None and now - self._held_since >= self.options.prefetch_hold
 
     def _hand_back_held(self) -> None:
         held, self._held = self._held, None
@@ -276,10 +300,11 @@ class Worker:
 
     def _finish(self, running: _Running) -> Outcome:
         reservation, attempt = running.reservation, running.attempt
+        every = min(1.0, self._renew_every(), self.options.prefetch_hold if self._held else 1.0)
         try:
             return self.runner.wait(
                 self._timeout_of(running.envelope), self._ticker(reservation),
-                tick_every=min(1.0, self._renew_every()), wakeup=self.signals.wakeup_fd,
+                tick_every=every, wakeup=self.signals.wakeup_fd,
             )  # fmt: skip
         except Interrupted as stop:
             return self._interrupted(attempt, stop)
@@ -326,6 +351,8 @@ class Worker:
                 self._renew(reservation)
                 if self._held is not None:
                     self._renew(self._held)
+            if self._held_too_long(now):
+                self._hand_back_held()
             self._beat(now)
             _flush_logs()
             return not self.signals.aborting
