@@ -84,3 +84,15 @@ class Stamp(Job):
             os.write(fd, line)
         finally:
             os.close(fd)
+
+
+class Flaky(Tick):
+    """Fails its first two attempts: each run must see the attempt the backend counted."""
+
+    tries = 3
+
+    def handle(self) -> None:
+        log("start", self)
+        if self.attempts() < 3:
+            raise RuntimeError(f"attempt {self.attempts()} fails on purpose")
+        log("end", self)

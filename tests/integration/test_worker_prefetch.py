@@ -1,0 +1,119 @@
+"""Prefetch on Redis: while a sync job runs, the worker claims the next one without counting
+its attempt, starts it the moment the running job ends, and hands it back when it waits longer
+than ``--prefetch-hold``.
+
+Real ``conveyor work`` processes on a private Redis. The jobs run with ``tries = 1`` where a
+wrongly counted attempt would show: such a job would land in the failed store unrun.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from conveyor import Conveyor, dispatch_many
+
+from .harness import Workers, wait_until
+from .redis_jobs import Flaky, SlowTick, Tick, finished, read_runs
+from .redis_server import RedisServer
+from .test_redis_faults import default_app, server, use_app, worker_env
+
+__all__ = ["server", "use_app"]  # fixtures
+pytestmark = pytest.mark.slow
+
+
+def reserved(app: Conveyor) -> int:
+    return app.driver().size("default").reserved
+
+
+def started(project: Path, job_id: str) -> list[dict[str, object]]:
+    return [r for r in read_runs(project, "start") if r["id"] == job_id]
+
+
+def test_a_prefetched_job_of_a_killed_worker_runs_later_as_its_first_attempt(
+    project: Path, server: RedisServer, both_executors: Workers, use_app: list[Conveyor]
+) -> None:
+    app = default_app(project, server.url, use_app)
+    slow, quick = dispatch_many([SlowTick(n=0, seconds=3.0), Tick(n=1)])
+    env = worker_env(server.url)
+    victim = both_executors.start("--lease", "1", "--prefetch-hold", "30", env=env)
+    wait_until(lambda: started(project, slow), 20, "the slow job to start")
+    wait_until(lambda: reserved(app) == 2, 10, "the next job to be prefetched")
+    assert started(project, quick) == []
+    victim.kill()
+    both_executors.start("--lease", "1", env=env)
+    wait_until(lambda: finished(project)[quick] + finished(project)[slow] == 2, 30, "both jobs")
+    assert app.driver().failed.count() == 0, "the prefetched job was charged an attempt"
+    assert [r["attempt"] for r in started(project, quick)] == [1]
+    assert finished(project)[quick] == 1
+    assert [r["attempt"] for r in started(project, slow)][-1] == 2
+
+
+def test_a_prefetched_job_goes_to_another_worker_while_a_long_job_runs(
+    project: Path, server: RedisServer, both_executors: Workers, use_app: list[Conveyor]
+) -> None:
+    app = default_app(project, server.url, use_app)
+    slow, quick = dispatch_many([SlowTick(n=0, seconds=2.0), Tick(n=1)])
+    env = worker_env(server.url)
+    busy = both_executors.start("--prefetch-hold", "0.05", env=env)
+    wait_until(lambda: started(project, slow), 20, "the slow job to start")
+    idle = both_executors.start(env=env)
+    wait_until(lambda: finished(project)[quick] == 1, 20, "the quick job to finish")
+    (run,) = started(project, quick)
+    assert run["worker"] == idle.pid and run["attempt"] == 1
+    assert finished(project)[slow] == 0, "it ran while the slow job was still running"
+    wait_until(lambda: finished(project)[slow] == 1, 20, "the slow job to finish")
+    assert app.driver().size("default").total == 0
+    assert busy.alive()
+
+
+def test_sigterm_finishes_the_running_job_and_hands_back_the_prefetched_one_unrun(
+    project: Path, server: RedisServer, both_executors: Workers, use_app: list[Conveyor]
+) -> None:
+    app = default_app(project, server.url, use_app)
+    slow, quick = dispatch_many([SlowTick(n=0, seconds=1.0), Tick(n=1)])
+    env = worker_env(server.url)
+    worker = both_executors.start("--prefetch-hold", "30", env=env)
+    wait_until(lambda: started(project, slow), 20, "the slow job to start")
+    wait_until(lambda: reserved(app) == 2, 10, "the next job to be prefetched")
+    worker.send(signal.SIGTERM)
+    assert worker.wait(20) == 0, worker.stderr()
+    assert finished(project)[slow] == 1
+    assert started(project, quick) == []
+    size = app.driver().size("default")
+    assert (size.pending, size.reserved) == (1, 0)
+    after = both_executors.start("--stop-when-empty", env=env)
+    assert after.wait(30) == 0, after.stderr()
+    assert [r["attempt"] for r in started(project, quick)] == [1]
+
+
+def test_prefetched_jobs_see_the_attempt_counted_for_them_and_run_once(
+    project: Path, server: RedisServer, both_executors: Workers, use_app: list[Conveyor]
+) -> None:
+    """Retried and plain jobs mixed: a job prefetched after a release (settled on its own, not
+    in the combined round trip) is counted as well as one prefetched after an acknowledgement."""
+    app = default_app(project, server.url, use_app)
+    jobs: list[Tick] = []
+    for i in range(60):
+        jobs += [Tick(n=i), Flaky(n=i)] if i % 3 == 0 else [Tick(n=i)]
+    ids = dispatch_many(jobs)
+    flaky = {job_id for job_id, job in zip(ids, jobs, strict=True) if isinstance(job, Flaky)}
+    env = worker_env(server.url)
+    worker = both_executors.start("--stop-when-empty", "--prefetch-hold", "30", env=env)
+    assert worker.wait(60) == 0, worker.stderr()
+    runs = read_runs(project, "start")
+    attempts: dict[str, list[int]] = {}
+    for r in runs:
+        attempts.setdefault(str(r["id"]), []).append(int(str(r["attempt"])))
+    assert {job: seen for job, seen in attempts.items() if job in flaky} == {
+        job: [1, 2, 3] for job in flaky
+    }
+    assert Counter(seen == [1] for job, seen in attempts.items() if job not in flaky) == {
+        True: len(ids) - len(flaky)
+    }
+    assert set(finished(project)) == set(ids)
+    assert app.driver().failed.count() == 0
+    assert app.driver().size("default").total == 0
