@@ -122,10 +122,10 @@ def test_a_take_retried_with_its_token_hands_over_the_job_it_claimed(
         return server.run(lambda cur: taking.take(conn, ["q"], LEASE, token), write=False)
 
     first = take("token-a")
-    assert first[1] is not None
+    assert first[2] is not None
     assert take("token-a") == first
     other = take("token-b")
-    assert other[1] is not None and other[1][1][0] != first[1][1][0]
+    assert other[2] is not None and other[2][1][0] != first[2][1][0]
     assert server.size("q").reserved == 2
 
 
@@ -144,10 +144,14 @@ def test_worker_writes_skip_the_wal_flush_and_dispatches_wait_for_it(pg: Databas
     conn = pg._connection()
     assert isinstance(conn.raw, psycopg.Connection)  # type: ignore[attr-defined]
     raw: psycopg.Connection[Any] = conn.raw  # type: ignore[attr-defined]
-    with raw.transaction():
-        raw.execute("SELECT * FROM conveyor_take(%s::text[], 30, 'tok')", (["q"],))
-        setting = raw.execute("SELECT current_setting('synchronous_commit')").fetchone()
-    assert setting == ("off",)
+    for call in (
+        "SELECT * FROM conveyor_take(%s::text[], 30, 'tok')",
+        "SELECT * FROM conveyor_step(%s::text[], 30, 'tok2', 1, NULL, NULL, NULL, NULL, NULL)",
+    ):
+        with raw.transaction():
+            raw.execute(call, (["q"],))
+            setting = raw.execute("SELECT current_setting('synchronous_commit')").fetchone()
+        assert setting == ("off",), call
     assert raw.execute("SHOW synchronous_commit").fetchone() == ("on",)  # the session keeps it
 
 
@@ -156,7 +160,7 @@ def test_a_schema_without_the_take_routine_asks_for_conveyor_migrate(
 ) -> None:
     server.migrate()
     kind = "FUNCTION" if server.dialect.name == "postgresql" else "PROCEDURE"
-    server.run(lambda cur: cur.execute(f"DROP {kind} conveyor_take"))
+    server.run(lambda cur: cur.execute(f"DROP {kind} conveyor_step"))
     with pytest.raises(ConfigError, match="conveyor migrate"):
         server.reserve(["q"], LEASE)
 

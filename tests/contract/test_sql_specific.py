@@ -121,6 +121,35 @@ def test_workers_starting_together_on_a_fresh_database_migrate_once(opener: Open
     assert sorted(driver.run(versions, write=False)) == [v for v, _ in MIGRATIONS]
 
 
+def test_a_database_migrated_before_prefetch_is_upgraded_and_keeps_the_old_routine(
+    opener: Opener,
+) -> None:
+    """Migration 5 adds ``conveyor_step`` to a database at version 4, and keeps
+    ``conveyor_take`` for workers still running the previous release."""
+    driver = opener()
+    assert isinstance(driver, DatabaseDriver)
+    driver.migrate()
+    kind = "FUNCTION" if driver.dialect.name == "postgresql" else "PROCEDURE"
+    driver.run(lambda cur: cur.execute(f"DROP {kind} conveyor_step"))
+    driver.run(lambda cur: cur.execute("DELETE FROM conveyor_migrations WHERE version = 5"))
+    upgraded = opener()
+    upgraded.migrate()
+    upgraded.push_many([Message("a", "default", b"{}"), Message("b", "default", b"{}")])
+    held = upgraded.prefetch(["default"], 30)  # type: ignore[attr-defined]
+    assert held is not None and held.attempts == 1
+    old_call = (
+        "SELECT acked, job_id FROM conveyor_take(ARRAY['default'], 30, 'old', NULL, NULL)"
+        if kind == "FUNCTION"
+        else "CALL conveyor_take('[\"default\"]', 30, 'old', NULL, NULL)"
+    )
+
+    def call_old(cur: Any) -> Any:
+        cur.execute(old_call)
+        return cur.fetchall()
+
+    assert "b" in driver.run(call_old, write=False)[0]
+
+
 def test_an_idle_reserve_wakes_when_another_connection_pushes(opener: Opener) -> None:
     waiting, pushing = opener(), opener()
     assert waiting.reserve(["default"], lease=30, wait=0.2) is None  # now idle, listening

@@ -103,7 +103,7 @@ def _queues(value: str) -> tuple[str, ...]:
     show_default=True,
     help="While a sync job runs, the next job is claimed ahead (its attempt counted only when "
     "it starts) and goes back to the queue for other workers if it waits longer than this many "
-    "seconds. 0: claim a job only when it can start. Redis only.",
+    "seconds. 0: claim a job only when it can start.",
 )
 @click.option("-v", "--verbose", count=True, help="Debug logs with -vv (same as the global -v).")
 @click.option(

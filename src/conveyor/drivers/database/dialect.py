@@ -14,8 +14,11 @@ from typing import Any, Protocol, runtime_checkable
 from ..base import Message
 
 Row = tuple[Any, ...]
-#: (queue, (id, payload, attempts)) of a claimed job
+#: (queue, (id, payload, attempts)) of a claimed job; a prefetch's attempts are what they will
+#: be once it starts
 Claim = tuple[str, Row]
+#: (id, token, attempts) of a prefetched job starting now: its stored count is set to attempts
+Begin = tuple[str, str, int]
 
 
 class Cursor(Protocol):
@@ -68,9 +71,18 @@ class Dialect(Protocol):
         ...
 
     def claim(
-        self, conn: DBConnection, queue: str, now: float, lease_until: float, token: str
+        self,
+        conn: DBConnection,
+        queue: str,
+        now: float,
+        lease_until: float,
+        token: str,
+        count: bool = True,
     ) -> Row | None:
-        """Atomically claim one available job of ``queue``: (id, payload, attempts) or None."""
+        """Atomically claim one available job of ``queue``: (id, payload, attempts) or None.
+
+        ``count=False`` is a prefetch: the stored attempt count stays, and the attempts
+        returned are what it will be once the job starts."""
         ...
 
     def wait_for_jobs(self, conn: DBConnection, timeout: float) -> None:
@@ -104,11 +116,15 @@ class Taking(Protocol):
         lease: float,
         token: str,
         done: tuple[str, str] | None = None,
-    ) -> tuple[bool, Claim | None]:
-        """Delete ``done`` (id, token) if the token still matches, then claim the oldest
-        available job of the first queue in ``queues`` that has one under ``token``: whether
-        ``done`` was deleted, and the claim or None. A call repeated with the same ``token``
-        (after a broken connection) hands over the job the first call may have claimed."""
+        begin: Begin | None = None,
+        count: bool = True,
+    ) -> tuple[bool, bool, Claim | None]:
+        """Delete ``done`` (id, token) if the token still matches, count the start of
+        ``begin`` if its token still matches, then claim the oldest available job of the first
+        queue in ``queues`` that has one under ``token`` (a prefetch unless ``count``): whether
+        ``done`` was deleted, whether ``begin`` was counted, and the claim or None. A call
+        repeated with the same ``token`` (after a broken connection) hands over the job the
+        first call may have claimed."""
         ...
 
 

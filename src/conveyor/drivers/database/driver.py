@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from ...errors import ConfigError, ConnectionUnavailable
 from ..base import Message, QueueSize, WorkerInfo
-from .dialect import Claim, DBConnection, Dialect, Pushing, Taking
+from .dialect import Begin, Claim, DBConnection, Dialect, Pushing, Taking
 from .failed import SQLFailedStore
 from .reservation import SQLReservation
 
@@ -200,31 +200,62 @@ class DatabaseDriver:
             self.dialect.wait_for_jobs(self._connection(), min(remaining, due))
 
     def _claim(self, queues: Sequence[str], lease: float) -> SQLReservation | None:
-        return self.take(queues, lease)[1]
+        return self.take(queues, lease)[2]
+
+    def prefetch(self, queues: Sequence[str], lease: float) -> SQLReservation | None:
+        """Claim the next job without counting its attempt, which ``begin`` counts when it
+        starts: a claim held while another job runs costs no attempt if it never starts."""
+        return self.take(queues, lease, count=False)[2]
 
     def take(
-        self, queues: Sequence[str], lease: float, done: tuple[str, str] | None = None
-    ) -> tuple[bool, SQLReservation | None]:
-        """Delete ``done`` (job id, token) if the token still matches and claim the next job,
-        in one transaction: one statement where the dialect has one, else a few."""
+        self,
+        queues: Sequence[str],
+        lease: float,
+        done: tuple[str, str] | None = None,
+        begin: Begin | None = None,
+        count: bool = True,
+    ) -> tuple[bool, bool, SQLReservation | None]:
+        """Delete ``done`` (job id, token) if the token still matches, count the start of the
+        prefetched ``begin``, and claim the next job (a prefetch unless ``count``), in one
+        transaction: one statement where the dialect has one, else a few."""
         token = uuid.uuid4().hex
         taking = self._taking
         if taking is not None:
 
-            def one_statement(cur: Any) -> tuple[bool, SQLReservation | None]:
-                acked, claim = taking.take(self._connection(), queues, lease, token, done)
-                return acked, self._reservation(claim, token)
+            def one_statement(cur: Any) -> tuple[bool, bool, SQLReservation | None]:
+                conn = self._connection()
+                acked, begun, claim = taking.take(conn, queues, lease, token, done, begin, count)
+                return acked, begun, self._reservation(claim, token)
 
             return self.run(one_statement, write=False)
 
-        def statements(cur: Any) -> tuple[bool, SQLReservation | None]:
-            acked = False
+        def statements(cur: Any) -> tuple[bool, bool, SQLReservation | None]:
+            acked = begun = False
             if done is not None:
                 cur.execute(self.sql("DELETE FROM conveyor_jobs WHERE id = ? AND token = ?"), done)
                 acked = cur.rowcount == 1
-            return acked, self.claim_in(queues, lease, token)
+            if begin is not None:
+                begun = self.begin_in(cur, begin)
+            return acked, begun, self.claim_in(queues, lease, token, count)
 
         return self.run(statements, durable=False)
+
+    def begin_in(self, cur: Any, begin: Begin) -> bool:
+        """Count a prefetched job's attempt, inside the caller's transaction. The count is set,
+        not added: while its token holds the job nothing else changes it, and a retried
+        transaction counts it once."""
+        job_id, token, attempts = begin
+        cur.execute(
+            self.sql("UPDATE conveyor_jobs SET attempts = ? WHERE id = ? AND token = ?"),
+            (attempts, job_id, token),
+        )
+        if cur.rowcount == 1:
+            return True
+        # MySQL counts changed rows only: a repeated call changes none, yet may hold the job
+        cur.execute(
+            self.sql("SELECT 1 FROM conveyor_jobs WHERE id = ? AND token = ?"), (job_id, token)
+        )
+        return cur.fetchone() is not None
 
     def _reservation(self, claim: Claim | None, token: str) -> SQLReservation | None:
         if claim is None:
@@ -234,7 +265,7 @@ class DatabaseDriver:
         return SQLReservation(self, str(job_id), queue, data, int(attempts), token)
 
     def claim_in(
-        self, queues: Sequence[str], lease: float, token: str | None = None
+        self, queues: Sequence[str], lease: float, token: str | None = None, count: bool = True
     ) -> SQLReservation | None:
         """Claim inside the caller's transaction (a reserve, or an ack that claims the next).
 
@@ -245,7 +276,7 @@ class DatabaseDriver:
         conn = self._connection()
         now = self.dialect.now(conn)
         for queue in queues:
-            row = self.dialect.claim(conn, queue, now, now + lease, token)
+            row = self.dialect.claim(conn, queue, now, now + lease, token, count)
             if row is not None:
                 return self._reservation((queue, row), token)
         return None

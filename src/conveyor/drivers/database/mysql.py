@@ -30,9 +30,9 @@ from pymysql.constants import SERVER_STATUS
 from ...config import ConnectionSettings
 from ...errors import ConfigError
 from ..base import Driver, Message
-from .dialect import Claim, DBConnection, RetriedClaims, Row
+from .dialect import Begin, Claim, DBConnection, RetriedClaims, Row
 from .driver import DatabaseDriver
-from .mysql_take import VERSION, Taker, procedures
+from .mysql_take import STEP_VERSION, VERSION, Taker, procedures
 from .mysql_url import MySQLOptions
 from .mysql_url import parse_url as parse_url  # re-exported: the URL is part of this API
 from .schema import MIGRATIONS, render
@@ -44,7 +44,7 @@ _CLAIM = (
     " ORDER BY available_at, seq LIMIT 1 FOR UPDATE SKIP LOCKED"
 )
 _TAKE = (
-    "UPDATE conveyor_jobs SET attempts = attempts + 1, available_at = %s, reserved_at = %s,"
+    "UPDATE conveyor_jobs SET attempts = attempts + %s, available_at = %s, reserved_at = %s,"
     " token = %s WHERE seq = %s"
 )
 #: the claim a lost answer may hide: this token's reservation (reserved rows are not available)
@@ -196,7 +196,7 @@ class MySQLDialect:
             (
                 v,
                 [part for s in stmts for part in self._idempotent(render(s, types))]
-                + (procedures(self.flavor) if v == VERSION else []),
+                + (procedures(self.flavor, v) if v in (VERSION, STEP_VERSION) else []),
             )
             for v, stmts in MIGRATIONS
         ]
@@ -254,20 +254,26 @@ class MySQLDialect:
         conn.raw.begin()
 
     def claim(
-        self, conn: DBConnection, queue: str, now: float, lease_until: float, token: str
+        self,
+        conn: DBConnection,
+        queue: str,
+        now: float,
+        lease_until: float,
+        token: str,
+        count: bool = True,
     ) -> Row | None:
         with conn.cursor() as cur:
             if self._retried.seen(token, queue):
                 cur.execute(_MINE, (queue, now, token))
                 mine: Row | None = cur.fetchone()
                 if mine is not None:
-                    return mine
+                    return (mine[0], mine[1], int(mine[2]) + (0 if count else 1))
             cur.execute(_CLAIM, (queue, now))
             row = cur.fetchone()
             if row is None:
                 return None
             seq, job_id, payload, attempts = row
-            cur.execute(_TAKE, (lease_until, now, token, seq))
+            cur.execute(_TAKE, (int(count), lease_until, now, token, seq))
             return (job_id, payload, int(attempts) + 1)
 
     def take(
@@ -277,13 +283,16 @@ class MySQLDialect:
         lease: float,
         token: str,
         done: tuple[str, str] | None = None,
-    ) -> tuple[bool, Claim | None]:
-        """Acknowledge ``done`` and claim the next job in one ``CALL`` (``mysql_take``)."""
+        begin: Begin | None = None,
+        count: bool = True,
+    ) -> tuple[bool, bool, Claim | None]:
+        """Acknowledge ``done``, start ``begin`` and claim the next job in one ``CALL``
+        (``mysql_take``)."""
         assert isinstance(conn, MySQLConnection)
-        acked, claim = self._taker.take(conn.raw, queues, lease, token, done)
+        acked, begun, claim = self._taker.take(conn.raw, queues, lease, token, done, begin, count)
         if claim is not None:
             self._busy_at = time.monotonic()
-        return acked, claim
+        return acked, begun, claim
 
     def push(self, conn: DBConnection, messages: Sequence[Message]) -> bool:
         """A single dispatch in one statement; several go through the driver's transaction

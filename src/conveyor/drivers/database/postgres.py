@@ -34,6 +34,7 @@ from ..base import Driver, Message
 from .dialect import (
     ON_CONFLICT_META_UPSERT,
     ON_CONFLICT_WORKER_UPSERT,
+    Begin,
     Claim,
     DBConnection,
     RetriedClaims,
@@ -41,7 +42,7 @@ from .dialect import (
 )
 from .driver import DatabaseDriver
 from .postgres_connection import PGConnection, connect
-from .postgres_take import FUNCTIONS, VERSION, Taker
+from .postgres_take import FUNCTIONS, STEP_FUNCTIONS, STEP_VERSION, VERSION, Taker
 from .schema import MIGRATIONS, render
 
 _TYPES = {
@@ -67,10 +68,11 @@ WITH next AS (
     FOR UPDATE SKIP LOCKED
 )
 UPDATE conveyor_jobs AS j
-SET attempts = j.attempts + 1, available_at = %s, reserved_at = %s, token = %s
+SET attempts = j.attempts + %s, available_at = %s, reserved_at = %s, token = %s
 FROM next WHERE j.seq = next.seq
 RETURNING j.id, j.payload, j.attempts
 """
+_FUNCTIONS_AT = {VERSION: FUNCTIONS, STEP_VERSION: STEP_FUNCTIONS}
 #: A push whose COMMIT went through but whose answer was lost with the connection is retried
 #: by the driver; its rows are then already there, and the retry must succeed, not fail on a
 #: duplicate id (ids are fresh per dispatch, so nothing else ever collides).
@@ -222,7 +224,7 @@ class PostgresDialect:
     def migrations(self) -> Sequence[tuple[int, Sequence[str]]]:
         """The shared schema, plus the server-side claim function (``postgres_take``)."""
         return [
-            (v, [render(s, _TYPES) for s in stmts] + (FUNCTIONS if v == VERSION else []))
+            (v, [render(s, _TYPES) for s in stmts] + _FUNCTIONS_AT.get(v, []))
             for v, stmts in MIGRATIONS
         ]
 
@@ -251,13 +253,22 @@ class PostgresDialect:
         lease: float,
         token: str,
         done: tuple[str, str] | None = None,
-    ) -> tuple[bool, Claim | None]:
-        """Acknowledge ``done`` and claim the next job in one statement (``postgres_take``)."""
+        begin: Begin | None = None,
+        count: bool = True,
+    ) -> tuple[bool, bool, Claim | None]:
+        """Acknowledge ``done``, start ``begin`` and claim the next job in one statement
+        (``postgres_take``)."""
         assert isinstance(conn, PGConnection)
-        return self._taker.take(conn, queues, lease, token, done)
+        return self._taker.take(conn, queues, lease, token, done, begin, count)
 
     def claim(
-        self, conn: DBConnection, queue: str, now: float, lease_until: float, token: str
+        self,
+        conn: DBConnection,
+        queue: str,
+        now: float,
+        lease_until: float,
+        token: str,
+        count: bool = True,
     ) -> Row | None:
         assert isinstance(conn, PGConnection)
         conn.discard_notifications()
@@ -265,8 +276,13 @@ class PostgresDialect:
         if self._retried.seen(token, queue):
             row = conn.raw.execute(_MINE, (queue, now, token)).fetchone()
         if row is None:
-            row = conn.raw.execute(_CLAIM, (queue, now, lease_until, now, token)).fetchone()
-        return row
+            row = conn.raw.execute(
+                _CLAIM, (queue, now, int(count), lease_until, now, token)
+            ).fetchone()
+        if row is None:
+            return None
+        job_id, payload, attempts = row
+        return job_id, payload, int(attempts) + (0 if count else 1)
 
     def wait_for_jobs(self, conn: DBConnection, timeout: float) -> None:
         assert isinstance(conn, PGConnection)

@@ -1,10 +1,13 @@
 """The PostgreSQL worker's hot path: acknowledge a job and claim the next in one round trip.
 
-``conveyor_take`` (created by migration 3) deletes the finished job if its token still matches,
-then walks the worker's queues in priority order and claims the oldest available job of the
-first queue that has one, with ``FOR UPDATE SKIP LOCKED`` so concurrent workers step over each
-other's rows. The driver calls it as one statement on its autocommit connection: one round trip
-and one transaction per job, instead of BEGIN, DELETE, claim and COMMIT.
+``conveyor_step`` (created by migration 5; migration 3's ``conveyor_take`` is the same without
+prefetch, kept for workers not yet upgraded) deletes the finished job if its token still
+matches, counts the attempt of a prefetched job that starts now, then walks the worker's queues
+in priority order and claims the oldest available job of the first queue that has one, with
+``FOR UPDATE SKIP LOCKED`` so concurrent workers step over each other's rows; a prefetch claim
+leaves the attempt count alone. The driver calls it as one statement on its autocommit
+connection: one round trip and one transaction per job, instead of BEGIN, DELETE, claim and
+COMMIT.
 
 The function commits with ``synchronous_commit = off``: the server answers before the WAL
 reaches the disk. A claim, acknowledgement, release, extension or fail-move lost in a server
@@ -21,11 +24,12 @@ from collections.abc import Sequence
 import psycopg
 
 from ...errors import ConfigError
-from .dialect import Claim
+from .dialect import Begin, Claim
 from .postgres_connection import PGConnection
 
-#: the migration version whose statements include the function below
+#: the migration versions whose statements include the functions below
 VERSION = 3
+STEP_VERSION = 5
 FUNCTIONS = [
     """CREATE OR REPLACE FUNCTION conveyor_take(
         p_queues text[], p_lease float8, p_token text,
@@ -64,9 +68,55 @@ FUNCTIONS = [
     END
     $$""",
 ]
+STEP_FUNCTIONS = [
+    """CREATE OR REPLACE FUNCTION conveyor_step(
+        p_queues text[], p_lease float8, p_token text, p_count integer,
+        p_done_id text, p_done_token text,
+        p_begin_id text, p_begin_token text, p_begin_attempts integer
+    ) RETURNS TABLE (
+        acked boolean, begun boolean, job_queue text, job_id text, job_payload text,
+        job_attempts integer
+    ) LANGUAGE plpgsql AS $$
+    DECLARE
+        t float8;
+        q text;
+    BEGIN
+        PERFORM set_config('synchronous_commit', 'off', true);
+        acked := false;
+        begun := false;
+        IF p_done_id IS NOT NULL THEN
+            DELETE FROM conveyor_jobs WHERE id = p_done_id AND token = p_done_token;
+            acked := FOUND;
+        END IF;
+        IF p_begin_id IS NOT NULL THEN
+            UPDATE conveyor_jobs SET attempts = p_begin_attempts
+            WHERE id = p_begin_id AND token = p_begin_token;
+            begun := FOUND;
+        END IF;
+        t := extract(epoch FROM clock_timestamp());
+        FOREACH q IN ARRAY p_queues LOOP
+            WITH next AS (
+                SELECT n.seq FROM conveyor_jobs AS n
+                WHERE n.queue = q AND n.available_at <= t
+                ORDER BY n.available_at, n.seq
+                LIMIT 1
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE conveyor_jobs AS j
+            SET attempts = j.attempts + p_count, available_at = t + p_lease, reserved_at = t,
+                token = p_token
+            FROM next WHERE j.seq = next.seq
+            RETURNING j.queue, j.id, j.payload, j.attempts + 1 - p_count
+            INTO job_queue, job_id, job_payload, job_attempts;
+            EXIT WHEN FOUND;
+        END LOOP;
+        RETURN NEXT;
+    END
+    $$""",
+]
 _CALL = (
-    "SELECT acked, job_queue, job_id, job_payload, job_attempts"
-    " FROM conveyor_take(%s::text[], %s::float8, %s, %s, %s)"
+    "SELECT acked, begun, job_queue, job_id, job_payload, job_attempts"
+    " FROM conveyor_step(%s::text[], %s::float8, %s, %s, %s, %s, %s, %s, %s)"
 )
 #: the claim a lost answer may hide: this token's reservation (reserved rows are not available)
 _MINE = (
@@ -89,8 +139,11 @@ class Taker:
         lease: float,
         token: str,
         done: tuple[str, str] | None = None,
-    ) -> tuple[bool, Claim | None]:
-        """Acknowledge ``done`` (job id, token) if given, and claim the next job under ``token``.
+        begin: Begin | None = None,
+        count: bool = True,
+    ) -> tuple[bool, bool, Claim | None]:
+        """Acknowledge ``done`` (job id, token) and start ``begin`` if given, and claim the
+        next job under ``token`` (a prefetch unless ``count``).
 
         The driver retries a call whose connection broke with the same ``token``; if the first
         call had committed, the job it reserved is found by its token and handed over, rather
@@ -100,18 +153,22 @@ class Taker:
         if token == getattr(self._local, "token", ""):
             mine = conn.raw.execute(_MINE, (list(queues), token)).fetchone()
             if mine is not None:
-                return done is not None, (mine[0], tuple(mine[1:]))
+                job_id, payload, attempts = mine[1:]
+                claim = (mine[0], (job_id, payload, int(attempts) + 1 - int(count)))
+                return done is not None, begin is not None, claim
         self._local.token = token
         done_id, done_token = done or (None, None)
+        begin_id, begin_token, begin_attempts = begin or (None, None, None)
         try:
-            row = conn.raw.execute(
-                _CALL, (list(queues), lease, token, done_id, done_token)
-            ).fetchone()
+            row = conn.raw.execute(_CALL, (
+                list(queues), lease, token, int(count), done_id, done_token,
+                begin_id, begin_token, begin_attempts,
+            )).fetchone()  # fmt: skip
         except psycopg.errors.UndefinedFunction:
             raise ConfigError(
-                "the PostgreSQL schema lacks Conveyor's migration 3 (the conveyor_take function):"
+                "the PostgreSQL schema lacks Conveyor's migration 5 (the conveyor_step function):"
                 " run `conveyor migrate`, or drop auto_migrate=false from the URL"
             ) from None
         assert row is not None
-        acked, queue = bool(row[0]), row[1]
-        return acked, (None if queue is None else (queue, tuple(row[2:])))
+        acked, begun, queue = bool(row[0]), bool(row[1]), row[2]
+        return acked, begun, (None if queue is None else (queue, tuple(row[3:])))

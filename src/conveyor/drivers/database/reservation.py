@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..base import FailedRecord, Message
+
+log = logging.getLogger("conveyor.database")
 
 if TYPE_CHECKING:
     from .driver import DatabaseDriver
@@ -50,10 +53,27 @@ class SQLReservation:
         return self._driver.run(delete, durable=bool(successors))
 
     def ack_and_reserve(
-        self, queues: Sequence[str], lease: float
+        self,
+        queues: Sequence[str],
+        lease: float,
+        begin: SQLReservation | None = None,
+        count: bool = True,
     ) -> tuple[bool, SQLReservation | None]:
-        """Acknowledge and claim the next job in one transaction: one commit per job."""
-        return self._driver.take(queues, lease, (self.id, self.token))
+        """Acknowledge, count the start of the prefetched ``begin``, and claim the next job
+        (a prefetch unless ``count``) in one transaction: one commit per job."""
+        started = None if begin is None else (begin.id, begin.token, begin.attempts)
+        acked, begun, claimed = self._driver.take(
+            queues, lease, (self.id, self.token), started, count
+        )
+        if begin is not None and not begun:
+            log.warning("job %s: lease was lost before it started; another worker may run it",
+                        begin.id)  # fmt: skip
+        return acked, claimed
+
+    def begin(self) -> bool:
+        """Count the attempt of a prefetched job that starts now (see ``prefetch``)."""
+        started = (self.id, self.token, self.attempts)
+        return self._driver.run(lambda cur: self._driver.begin_in(cur, started), durable=False)
 
     def release(self, delay: float, payload: bytes | None = None) -> bool:
         if payload is None:

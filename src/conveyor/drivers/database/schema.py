@@ -87,6 +87,9 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
     (3, []),
     # MariaDB/MySQL create their one-round-trip claim procedure here (mysql_take.py)
     (4, []),
+    # PostgreSQL and MariaDB/MySQL add ``conveyor_step``: the same, plus starting a prefetched
+    # job and prefetching the next (the old routine stays for workers not yet upgraded)
+    (5, []),
 ]
 
 

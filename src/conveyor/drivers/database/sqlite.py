@@ -72,18 +72,24 @@ class SQLiteDialect:
         conn.raw.execute("BEGIN IMMEDIATE")
 
     def claim(
-        self, conn: DBConnection, queue: str, now: float, lease_until: float, token: str
+        self,
+        conn: DBConnection,
+        queue: str,
+        now: float,
+        lease_until: float,
+        token: str,
+        count: bool = True,
     ) -> Row | None:
         cur = conn.cursor()
         cur.execute(
-            "UPDATE conveyor_jobs SET attempts = attempts + 1, available_at = ?, reserved_at = ?,"
+            "UPDATE conveyor_jobs SET attempts = attempts + ?, available_at = ?, reserved_at = ?,"
             " token = ? WHERE seq = (SELECT seq FROM conveyor_jobs WHERE queue = ?"
             " AND available_at <= ? ORDER BY available_at, seq LIMIT 1)"
             " RETURNING id, payload, attempts",
-            (lease_until, now, token, queue, now),
+            (int(count), lease_until, now, token, queue, now),
         )
         row: Row | None = cur.fetchone()
-        return row
+        return None if row is None else (row[0], row[1], int(row[2]) + (0 if count else 1))
 
     def wait_for_jobs(self, conn: DBConnection, timeout: float) -> None:
         assert isinstance(conn, _AutoBegin)
