@@ -113,12 +113,14 @@ def duplicates(entries: list[Entry]) -> set[str]:
 
 
 def last_started(entries: list[Entry], pids: set[int], before: float = float("inf")) -> set[str]:
-    """Per worker, the job it started last (before ``before``): the one it may have in flight."""
-    last: dict[int, str] = {}
+    """Per worker, the two jobs it started last (before ``before``): the one it may have in
+    flight, and the one before it, whose acknowledgement travels in the same round trip as the
+    start of the next (a prefetched job starts first)."""
+    last: dict[int, list[str]] = {}
     for e in entries:
         if e.event == "start" and e.worker in pids and e.t < before:
-            last[e.worker] = e.job_id
-    return set(last.values())
+            last[e.worker] = [*last.get(e.worker, [])[-1:], e.job_id]
+    return {job for jobs in last.values() for job in jobs}
 
 
 def stop_cleanly(pool: list[WorkerProcess]) -> None:
