@@ -1,10 +1,11 @@
 """The worker loop with ``--concurrency N``: up to N ``async def handle`` jobs at once.
 
 The same steps as ``loop.Worker`` — reserve, hand to the executor, settle — with a window of
-jobs in flight instead of one. A job is claimed only when it can start at once, so a claim never
-waits unstarted in the executor (where a crash would cost it an attempt it never made): while a
-sync job runs nothing else is claimed, and a sync job claimed beside async ones starts at once
-and blocks them until it returns. Sync jobs therefore still run one at a time, as in Laravel.
+jobs in flight instead of one. A job is handed to the executor only when it can start at once,
+so none waits unstarted there (where a crash would cost it an attempt it never made): while a
+sync job runs, the next waits in this process as an uncounted prefetch (see ``loop``), and a
+sync job claimed beside async ones starts at once and blocks them until it returns. Sync jobs
+therefore still run one at a time, as in Laravel.
 
 Every job has a hard deadline: its timeout, plus a grace period for async jobs, which the child
 cancels on time itself. When one overruns, the child is killed; that job times out and every

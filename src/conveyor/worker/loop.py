@@ -3,6 +3,11 @@
 The control process never runs user code. It owns the reservation: it renews the lease while
 the job runs, settles the outcome with writes fenced by the reservation's token, and keeps going
 through a broken connection to the queue's server by retrying with capped backoff.
+
+While a job runs it prefetches the next (on a backend with ``drivers.base.Prefetch``): a claim
+whose attempt is counted only when the job starts, so one that never starts costs nothing. The
+prefetched job starts the moment the running one ends, and one round trip then acknowledges the
+finished job, counts the start and prefetches the one after.
 """
 
 from __future__ import annotations
