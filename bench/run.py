@@ -187,8 +187,10 @@ def write(results: dict[str, Any], stamp: str, quiet: bool = False) -> None:
         t["summary"] = report.summarize(t["reps"])
     RESULTS.mkdir(exist_ok=True)
     summaries = {label: t["summary"] for label, t in results["targets"].items()}
+    # commands are recorded relative to the checkout: the file says nothing of where it lived
+    checkout = f"{BENCH.parent}/"
     files = {
-        "json": json.dumps(results, indent=2, default=str),
+        "json": json.dumps(results, indent=2, default=str).replace(checkout, ""),
         "md": report.markdown(results),
         "svg": chart.render(summaries, _subtitle(results)),
     }
