@@ -77,16 +77,16 @@ class RedisReservation:
         driver, k = self._driver, self._keys
         if driver.conn.cluster and any(driver.keys(q).slot != k.slot for q in queues):
             acked = self.ack()
-            if begin is not None:
-                begin.begin()
-            return acked, driver.reserve(queues, lease) if count else driver.prefetch(queues, lease)
-        settle = ([*k.for_settle(), k.payload, k.attempts], [self.id, self.token])
-        started = begin if begin is not None else self
-        begin_keys = [started._keys.token, started._keys.attempts]
-        begin_args = [begin.id, begin.token, begin.attempts] if begin is not None else ["", "", 0]
-        acked, begun, found = driver.claim_after_ack(
-            settle, (begin_keys, begin_args), queues, lease, count
-        )
+            begun = begin is not None and begin.begin()
+            found = driver.reserve(queues, lease) if count else driver.prefetch(queues, lease)
+        else:
+            settle = ([*k.for_settle(), k.payload, k.attempts], [self.id, self.token])
+            started = begin if begin is not None else self
+            begin_keys = [started._keys.token, started._keys.attempts]
+            begin_args = [begin.id, begin.token, begin.attempts] if begin else ["", "", 0]
+            acked, begun, found = driver.claim_after_ack(
+                settle, (begin_keys, begin_args), queues, lease, count
+            )
         if begin is not None and not begun:
             log.warning("job %s: lease was lost before it started; another worker may run it",
                         begin.id)  # fmt: skip
