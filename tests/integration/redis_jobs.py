@@ -96,3 +96,23 @@ class Flaky(Tick):
         if self.attempts() < 3:
             raise RuntimeError(f"attempt {self.attempts()} fails on purpose")
         log("end", self)
+
+
+class Crash(Tick):
+    """Ends its executor process in the middle of the job, as a segfault would."""
+
+    seconds: float = 0.3
+    tries = 1
+
+    def handle(self) -> None:
+        log("start", self)
+        time.sleep(self.seconds)
+        os._exit(1)
+
+
+class Hang(Tick):
+    """Outlives its timeout: the worker kills its executor process."""
+
+    seconds: float = 30.0
+    timeout = 0.5
+    tries = 1

@@ -1,6 +1,7 @@
 """Prefetch on Redis: while a sync job runs, the worker claims the next one without counting
-its attempt, starts it the moment the running job ends, and hands it back when it waits longer
-than ``--prefetch-hold``.
+its attempt and queues it in the executor, which starts it the moment the running job ends; it
+is recalled and handed back when it waits longer than ``--prefetch-hold``, when the worker
+stops, and it survives the loss of the executor it was queued in.
 
 Real ``conveyor work`` processes on a private Redis. The jobs run with ``tries = 1`` where a
 wrongly counted attempt would show: such a job would land in the failed store unrun.
@@ -17,7 +18,7 @@ import pytest
 from conveyor import Conveyor, dispatch_many
 
 from .harness import Workers, wait_until
-from .redis_jobs import Flaky, SlowTick, Tick, finished, read_runs
+from .redis_jobs import Crash, Flaky, Hang, SlowTick, Tick, finished, read_runs
 from .redis_server import RedisServer
 from .test_redis_faults import default_app, server, use_app, worker_env
 
@@ -117,4 +118,28 @@ def test_prefetched_jobs_see_the_attempt_counted_for_them_and_run_once(
     }
     assert set(finished(project)) == set(ids)
     assert app.driver().failed.count() == 0
+    assert app.driver().size("default").total == 0
+
+
+@pytest.mark.parametrize("doomed", [Crash, Hang], ids=["executor-dies", "timeout-kill"])
+def test_a_job_queued_behind_one_whose_executor_is_lost_runs_once_as_its_first_attempt(
+    project: Path,
+    server: RedisServer,
+    both_executors: Workers,
+    use_app: list[Conveyor],
+    doomed: type[Tick],
+) -> None:
+    """The queued job goes down with the executor's pipe, unstarted: the worker starts it
+    again on the new executor, uncounted, and it runs exactly once."""
+    app = default_app(project, server.url, use_app)
+    lost, quick = dispatch_many([doomed(n=0), Tick(n=1)])
+    env = worker_env(server.url)
+    worker = both_executors.start("--stop-when-empty", "--prefetch-hold", "30", env=env)
+    assert worker.wait(30) == 0, worker.stderr()
+    assert [r["attempt"] for r in started(project, lost)] == [1]
+    assert finished(project)[lost] == 0
+    (run,) = started(project, quick)
+    assert run["attempt"] == 1 and run["worker"] == worker.pid
+    assert finished(project)[quick] == 1
+    assert [r.uuid for r in app.driver().failed.page()] == [lost]
     assert app.driver().size("default").total == 0

@@ -22,6 +22,7 @@ from .executor import Attempt, Executor
 from .outcome import Kind, Outcome
 from .process import (
     ForkedChild,
+    Gate,
     Interrupted,
     _interruption,
     _rss,
@@ -32,8 +33,8 @@ from .signals import drain
 log = logging.getLogger("conveyor.worker")
 
 #: op ("run": a sync job, "task": an async one, "failed": its hook), job id, queue, connection,
-#: payload, attempts, error text (for "failed"), timeout (0: none)
-_Request = tuple[str, str, str, str, bytes, int, str, float]
+#: payload, attempts, error text (for "failed"), timeout (0: none), queued seq (``process.Gate``)
+_Request = tuple[str, str, str, str, bytes, int, str, float, int]
 _encode = msgspec.msgpack.Encoder().encode
 _decode_request = msgspec.msgpack.Decoder(_Request).decode
 _decode_done = msgspec.msgpack.Decoder(list[tuple[str, Outcome]]).decode
@@ -45,21 +46,22 @@ def _child_main(
     make_executor: Callable[[], Executor],
     parent_pid: int,
     report_rss: bool,
+    gate: Gate,
 ) -> None:
     become_child(parent_end, parent_pid)
     executor = make_executor()
-    asyncio.run(_serve(conn, executor, report_rss))
+    asyncio.run(_serve(conn, executor, report_rss, gate))
 
 
-async def _serve(conn: Connection, executor: Executor, report_rss: bool) -> None:
-    await _Server(conn, executor, report_rss).serve()
+async def _serve(conn: Connection, executor: Executor, report_rss: bool, gate: Gate) -> None:
+    await _Server(conn, executor, report_rss, gate).serve()
 
 
 class _Server:
     """Turns each request into a task on this loop and sends outcomes back as they finish."""
 
-    def __init__(self, conn: Connection, executor: Executor, report_rss: bool) -> None:
-        self.conn, self.executor, self.report_rss = conn, executor, report_rss
+    def __init__(self, conn: Connection, executor: Executor, report_rss: bool, gate: Gate) -> None:
+        self.conn, self.executor, self.report_rss, self.gate = conn, executor, report_rss, gate
         self.loop = asyncio.get_running_loop()
         self.closed: asyncio.Future[None] = self.loop.create_future()
         self.tasks: set[asyncio.Task[None]] = set()
@@ -87,10 +89,12 @@ class _Server:
             except (EOFError, OSError):
                 self._close()
                 return
-            op, job_id, queue, connection, payload, attempts, error, timeout = request
+            op, job_id, queue, connection, payload, attempts, error, timeout, seq = request
             if op == "stop":
                 self._close()
                 return
+            if seq and not self.gate.enter(seq):
+                continue  # recalled while queued: the control process handed it back
             attempt = Attempt(job_id, queue, connection, payload, attempts)
             if op != "run":
                 work = self._run(attempt, timeout) if op == "task" else self._hook(attempt, error)
@@ -134,12 +138,23 @@ class ConcurrentRunner(ForkedChild):
     """The control process's side: hand attempts over, collect outcomes as they finish."""
 
     _main = staticmethod(_child_main)
-    _stop_request = _encode(("stop", "", "", "", b"", 0, "", 0.0))
+    _stop_request = _encode(("stop", "", "", "", b"", 0, "", 0.0, 0))
 
     def start(self, attempt: Attempt, timeout: float | None, concurrent: bool) -> None:
-        """Hand an attempt over: ``concurrent`` ones become tasks, others run there and then."""
+        """Hand an attempt over: ``concurrent`` ones become tasks, others run there and then.
+        An attempt queued with ``queue()`` is already there."""
+        if self.take_queued(attempt.id):
+            return
         op = "task" if concurrent else "run"
         self._hand_over(_encode(_request(op, attempt, timeout=timeout or 0.0)))
+
+    def queue(self, attempt: Attempt, timeout: float | None, concurrent: bool) -> bool:
+        """Queue an attempt behind the running sync job (see ``ForkedChild.queued``);
+        ``start()`` it once that job's outcome has arrived."""
+        op = "task" if concurrent else "run"
+        return self._queue(
+            attempt.id, lambda seq: _encode(_request(op, attempt, timeout=timeout or 0.0, seq=seq))
+        )
 
     def collect(self, timeout: float, wakeup: int | None = None) -> list[tuple[str, Outcome]]:
         """Outcomes that arrived within ``timeout`` s (an empty list if none did); returns at
@@ -192,8 +207,10 @@ class ConcurrentRunner(ForkedChild):
         self.kill()
 
 
-def _request(op: str, attempt: Attempt, error: str = "", timeout: float = 0.0) -> _Request:
+def _request(
+    op: str, attempt: Attempt, error: str = "", timeout: float = 0.0, seq: int = 0
+) -> _Request:
     return (
         op, attempt.id, attempt.queue, attempt.connection, attempt.payload, attempt.attempts,
-        error, timeout,
+        error, timeout, seq,
     )  # fmt: skip

@@ -2,10 +2,10 @@
 
 The same steps as ``loop.Worker`` — reserve, hand to the executor, settle — with a window of
 jobs in flight instead of one. A job is handed to the executor only when it can start at once,
-so none waits unstarted there (where a crash would cost it an attempt it never made): while a
-sync job runs, the next waits in this process as an uncounted prefetch (see ``loop``), and a
-sync job claimed beside async ones starts at once and blocks them until it returns. Sync jobs
-therefore still run one at a time, as in Laravel.
+with one exception: while a sync job runs, the next is prefetched uncounted and queued behind it
+(see ``loop``), recalled if the sync job runs long or the worker stops. A sync job claimed
+beside async ones starts at once and blocks them until it returns. Sync jobs therefore still
+run one at a time, as in Laravel.
 
 Every job has a hard deadline: its timeout, plus a grace period for async jobs, which the child
 cancels on time itself. When one overruns, the child is killed; that job times out and every
@@ -20,8 +20,10 @@ import time
 from dataclasses import dataclass
 from typing import cast
 
+from .. import envelope as envelope_mod
 from ..drivers.base import Driver, PrefetchedReservation, Reservation
-from ..errors import JobTimedOut, WorkerLost
+from ..envelope import Envelope
+from ..errors import JobTimedOut, PayloadError, WorkerLost
 from ..events import EventBus, WorkerStopping
 from .async_child import ConcurrentRunner
 from .executor import WorkerDefaults
@@ -127,7 +129,9 @@ class ConcurrentWorker(Worker):
             self._short = time.perf_counter() - flight.running.started < self.options.prefetch_hold
         room = self._has_room()
         held = self._held
-        if held is None or not room:
+        if held is not None and not (room or self.pool.queued):
+            held = None  # it waits here for room, or goes back when the worker stops
+        if held is None:  # else it is queued and the executor went straight on to it
             claimed = self._settle_and_claim(reservation, outcome, room)
             if claimed is not None:
                 self._launch(claimed)
@@ -151,6 +155,17 @@ class ConcurrentWorker(Worker):
             log.warning("job %s: lease was lost before it started", held.id)
         if not self._has_room():
             self._prefetch()
+
+    def _queue(self, reservation: Reservation) -> None:
+        """Queue a prefetched job behind the running sync job; with none running, the
+        executor would start it at once, so it waits here instead."""
+        if any(not f.concurrent for f in self._flights.values()):
+            try:
+                env: Envelope | None = envelope_mod.decode(reservation.payload)
+            except PayloadError:
+                env = None
+            concurrent = env is not None and env.async_handle
+            self.pool.queue(self._attempt(reservation), self._timeout_of(env), concurrent)
 
     def _launch(self, reservation: Reservation, prefetch: bool = True) -> None:
         """Start a claimed job; while a sync job runs, prefetch the next (see ``_prefetch``)."""
@@ -226,6 +241,7 @@ class ConcurrentWorker(Worker):
                 "received %s: finishing job %s, then stopping (again: release, stop now)",
                 self.signals.received, ", ".join(self._flights),
             )  # fmt: skip
+            self._hand_back_held()
         if now >= self._next_renew:
             self._next_renew = now + self._renew_every()
             for flight in list(self._flights.values()):

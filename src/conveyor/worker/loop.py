@@ -6,8 +6,10 @@ through a broken connection to the queue's server by retrying with capped backof
 
 While a job runs it prefetches the next (on a backend with ``drivers.base.Prefetch``): a claim
 whose attempt is counted only when the job starts, so one that never starts costs nothing. The
-prefetched job starts the moment the running one ends, and one round trip then acknowledges the
-finished job, counts the start and prefetches the one after.
+prefetched job waits queued in the executor, which starts it the moment the running one ends;
+one round trip then acknowledges the finished job, counts the start and prefetches the one
+after. If the running job turns out long, or the worker is told to stop, the queued job is
+recalled and handed back, unless the executor has already started it.
 """
 
 from __future__ import annotations
@@ -177,12 +179,15 @@ class Worker:
         self.runner.start(running.attempt)
         return running
 
-    def _running(self, reservation: Reservation) -> _Running:
-        """Count a claimed job as started and decode what the control process needs of it."""
-        attempt = Attempt(
+    def _attempt(self, reservation: Reservation) -> Attempt:
+        return Attempt(
             reservation.id, reservation.queue, self.driver.connection,
             reservation.payload, reservation.attempts,
         )  # fmt: skip
+
+    def _running(self, reservation: Reservation) -> _Running:
+        """Count a claimed job as started and decode what the control process needs of it."""
+        attempt = self._attempt(reservation)
         self.started += 1
         self._current = reservation.id
         try:
@@ -197,8 +202,10 @@ class Worker:
         this process settles the last one and prefetches the one after."""
         want_next = not (self.options.once or self._stop_reason())
         self._short = time.perf_counter() - finished.started < self.options.prefetch_hold
-        held = self._held
-        if held is None or not want_next:
+        if not want_next:
+            self._hand_back_held()
+        held = self._held  # still held: the executor went straight on to it
+        if held is None:
             claimed = self._settle_and_claim(finished.reservation, outcome, want_next)
             if claimed is None:
                 return None
@@ -231,15 +238,24 @@ class Worker:
             )
 
     def _hold(self, reservation: Reservation | None) -> None:
+        """Keep a prefetched job, queued in the executor behind the running one."""
         self._held, self._held_since = reservation, time.monotonic()
+        if reservation is not None:
+            self._queue(reservation)
+
+    def _queue(self, reservation: Reservation) -> None:
+        self.runner.queue(self._attempt(reservation))
 
     def _held_too_long(self, now: float) -> bool:
         """The running job is long: the prefetched one should go to another worker."""
         return self._held is not None and now - self._held_since >= self.options.prefetch_hold
 
     def _hand_back_held(self) -> None:
-        held, self._held = self._held, None
-        if held is not None:
+        """Give the prefetched job back uncounted, unless the executor has already started it
+        (the running job just ended): then it stays held, and starts as the next job."""
+        held = self._held
+        if held is not None and self.runner.recall():
+            self._held = None
             self._quietly(lambda: held.release(0))
 
     def _settle_and_claim(
@@ -351,6 +367,7 @@ class Worker:
                     "received %s: finishing job %s, then stopping (again: release it, stop now)",
                     self.signals.received, reservation.id,
                 )  # fmt: skip
+                self._hand_back_held()
             if now >= next_renew:
                 next_renew = now + renew_every
                 self._renew(reservation)

@@ -6,6 +6,12 @@ child is forked once and reused for job after job. Because it is a separate proc
 own process group, the control process can enforce a hard timeout (SIGKILL to the group, which
 also stops a job stuck in C code or a system call), notice a segfault or ``os._exit`` the moment
 it happens, and replace a child that grew past ``--memory`` between jobs.
+
+A prefetched job is queued in the pipe behind the running one, so the child goes straight on to
+it without waiting for the control process to hand it over. A shared ``Gate`` settles the race
+between the child starting a queued job and the control process recalling it (to give it to an
+idle worker when the running job turns out long, or because the worker is stopping): exactly
+one of the two wins.
 """
 
 from __future__ import annotations
@@ -34,7 +40,8 @@ from .signals import drain
 log = logging.getLogger("conveyor.worker")
 
 _request = msgspec.msgpack.Encoder()
-_decode_request = msgspec.msgpack.Decoder(tuple[str, str, str, str, bytes, int, str])
+#: op, job id, queue, connection, payload, attempts, error text (for "failed"), queued seq
+_decode_request = msgspec.msgpack.Decoder(tuple[str, str, str, str, bytes, int, str, int])
 
 
 class Interrupted(Exception):
@@ -59,12 +66,40 @@ def _rss() -> int:
 
 
 def _fields(
-    op: str, attempt: Attempt, error: str = ""
-) -> tuple[str, str, str, str, bytes, int, str]:
+    op: str, attempt: Attempt, error: str = "", seq: int = 0
+) -> tuple[str, str, str, str, bytes, int, str, int]:
     return (
         op, attempt.id, attempt.queue, attempt.connection, attempt.payload, attempt.attempts,
-        error,
+        error, seq,
     )  # fmt: skip
+
+
+class Gate:
+    """Who gets a queued job: the child starting it or the control process recalling it.
+
+    Each queued request carries a sequence number ``seq``; the shared value holds ``seq`` once
+    the child started it and ``-seq`` once it was recalled. The lock is a futex, uncontended
+    almost always, so the check costs well under a microsecond per job.
+    """
+
+    def __init__(self, ctx: Any) -> None:
+        self._value = ctx.Value("q", 0)
+
+    def enter(self, seq: int) -> bool:
+        """Child: may the queued job ``seq`` start? Not if it was recalled."""
+        with self._value.get_lock():
+            if self._value.value == -seq:
+                return False
+            self._value.value = seq
+            return True
+
+    def recall(self, seq: int) -> bool:
+        """Control process: stop the queued job ``seq`` from starting, unless it already has."""
+        with self._value.get_lock():
+            if self._value.value == seq:
+                return False
+            self._value.value = -seq
+            return True
 
 
 def _interruption(text: str) -> BaseException:
@@ -115,6 +150,7 @@ def _child_main(
     make_executor: Callable[[], Executor],
     parent_pid: int,
     report_rss: bool,
+    gate: Gate,
 ) -> None:
     become_child(parent_end, parent_pid)
     executor = make_executor()
@@ -123,9 +159,11 @@ def _child_main(
             data = conn.recv_bytes()
         except (EOFError, OSError):
             return
-        op, job_id, queue, connection, payload, attempts, error = _decode_request.decode(data)
+        op, job_id, queue, connection, payload, attempts, error, seq = _decode_request.decode(data)
         if op == "stop":
             return
+        if seq and not gate.enter(seq):
+            continue  # recalled while queued: the control process handed it back
         if op == "run":
             outcome = executor.execute(Attempt(job_id, queue, connection, payload, attempts))
             if report_rss:  # only --memory needs it: reading /proc costs ~20 % of a no-op job
@@ -142,8 +180,8 @@ class ForkedChild:
     politely, killed with its whole process group. The runners add what crosses the pipe."""
 
     #: the child's main function, called as ``main(conn, parent_end, make_executor, parent_pid,
-    #: report_rss)``
-    _main: Callable[[Connection, Connection, Callable[[], Executor], int, bool], None]
+    #: report_rss, gate)``
+    _main: Callable[[Connection, Connection, Callable[[], Executor], int, bool, Gate], None]
     #: the request that asks an idle child to exit
     _stop_request: bytes
 
@@ -155,6 +193,12 @@ class ForkedChild:
         self._ctx = multiprocessing.get_context("fork")
         self._proc: Any = None
         self._conn: Connection | None = None
+        self._gate: Gate | None = None
+        #: the sequence number of the job queued behind the running one (0: none), and the last
+        #: one given out
+        self._queued = 0
+        self._queued_id = ""
+        self._seq = 0
         self.children_started = 0
         #: the child grew past ``--memory``: replace it once it is idle
         self.bloated = False
@@ -167,6 +211,7 @@ class ForkedChild:
         if self._proc is None or self._conn is None:  # a dead child is discarded when seen
             self._discard()
             parent_end, child_end = self._ctx.Pipe(duplex=True)
+            self._gate = Gate(self._ctx)
             proc = self._ctx.Process(
                 target=type(self)._main,
                 args=(
@@ -175,6 +220,7 @@ class ForkedChild:
                     self._make_executor,
                     os.getpid(),
                     self._memory_limit is not None,
+                    self._gate,
                 ),
                 daemon=True,
             )
@@ -193,6 +239,48 @@ class ForkedChild:
             _, conn = self._ensure_child()
             conn.send_bytes(request)
 
+    @property
+    def queued(self) -> bool:
+        """Whether a job waits in the child's pipe behind the running one."""
+        return self._queued != 0
+
+    def _queue(self, job_id: str, encode: Callable[[int], bytes]) -> bool:
+        """Queue a request behind the running job; False where that is not done.
+
+        Not with ``--memory``: the child is replaced after a job that grew too big, and a job
+        queued behind it would start before the replacement.
+        """
+        if self._memory_limit is not None or self._conn is None or self._queued:
+            return False
+        self._seq += 1
+        try:
+            self._conn.send_bytes(encode(self._seq))
+        except OSError:  # the child is gone: the caller starts the job on a new one later
+            return False
+        self._queued, self._queued_id = self._seq, job_id
+        return True
+
+    def recall(self) -> bool:
+        """Keep the queued job from starting: True if it will not run (recalled, or lost with
+        its child), False if the child has already started it."""
+        seq, gate = self._queued, self._gate
+        if not seq:
+            return True
+        if gate is not None and not gate.recall(seq):
+            return False
+        self._queued = 0
+        return True
+
+    def take_queued(self, job_id: str) -> bool:
+        """The running job's outcome has arrived: is the queued job ``job_id`` running now?
+        The child goes straight on to it, so yes, unless it was lost with a child that was
+        replaced."""
+        queued, self._queued = self._queued, 0
+        if not queued:
+            return False
+        assert job_id == self._queued_id, "a job is queued in the child; start that one first"
+        return True
+
     def kill(self) -> None:
         proc = self._proc
         if proc is not None and proc.pid:
@@ -202,7 +290,9 @@ class ForkedChild:
         self._discard()
 
     def stop(self) -> None:
-        """Let the child finish by closing its pipe; kill it if it lingers."""
+        """Let the child finish by closing its pipe; kill it if it lingers. A job queued in
+        the pipe is recalled first, so that the child does not start it on its way out."""
+        self.recall()
         proc, conn = self._proc, self._conn
         if conn is not None:
             with contextlib.suppress(OSError):
@@ -212,10 +302,11 @@ class ForkedChild:
             proc.join(2)
             if proc.is_alive():
                 self.kill()
-        self._proc, self._conn, self.bloated = None, None, False
+        self._proc, self._conn, self.bloated, self._queued = None, None, False, 0
 
     def _discard(self) -> None:
         self.bloated = False
+        self._queued = 0
         if self._conn is not None:
             self._conn.close()
         if self._proc is not None:
@@ -227,7 +318,7 @@ class ChildRunner(ForkedChild):
     """One job at a time in the child: the plain executor of ``--concurrency 1``."""
 
     _main = staticmethod(_child_main)
-    _stop_request = _request.encode(("stop", "", "", "", b"", 0, ""))
+    _stop_request = _request.encode(("stop", "", "", "", b"", 0, "", 0))
 
     def __init__(
         self, make_executor: Callable[[], Executor], memory_limit_mb: float | None
@@ -256,8 +347,18 @@ class ChildRunner(ForkedChild):
 
         Split so that the control process can settle the previous job while this one runs.
         """
+        if self.take_queued(attempt.id):
+            self._started = time.monotonic()
+            return
         self._hand_over(_request.encode(_fields("run", attempt)))
         self._started = time.monotonic()
+
+    def queue(self, attempt: Attempt) -> bool:
+        """Queue ``attempt`` behind the running one (see ``ForkedChild.queued``); ``start()``
+        it once the running one's outcome has arrived, as for any other attempt."""
+        return self._queue(
+            attempt.id, lambda seq: _request.encode(_fields("run", attempt, seq=seq))
+        )
 
     def wait(
         self,
@@ -345,6 +446,13 @@ class InlineRunner:
 
     def start(self, attempt: Attempt) -> None:
         self._attempt = attempt
+
+    def queue(self, attempt: Attempt) -> bool:
+        """Nothing runs beside this process's own job: a prefetched job cannot wait queued."""
+        return False
+
+    def recall(self) -> bool:
+        return True
 
     def wait(
         self,
