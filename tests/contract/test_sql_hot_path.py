@@ -243,7 +243,7 @@ def test_create_routine_is_the_only_privilege_mariadb_adds_for_the_hot_path(
     assert acked and claimed is not None and claimed.id == "b"
 
 
-@pytest.mark.parametrize("queue", ['a,b', 'say "hi"', "back\\slash", "{braces}", "ü ñ 漢"])
+@pytest.mark.parametrize("queue", ["a,b", 'say "hi"', "back\\slash", "{braces}", "ü ñ 漢"])
 def test_the_one_step_claim_reads_any_queue_name_and_payload_back_unchanged(
     sql: DatabaseDriver, queue: str
 ) -> None:

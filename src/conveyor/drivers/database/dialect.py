@@ -141,6 +141,15 @@ class Pushing(Protocol):
         ...
 
 
+@runtime_checkable
+class Maintaining(Protocol):
+    """Optional on a dialect: upkeep of the tables, run by workers with their heartbeat."""
+
+    def maintain(self, conn: DBConnection) -> None:
+        """Cheap when there is nothing to do; slow work goes to the background."""
+        ...
+
+
 class RetriedClaims:
     """Which queues a claim token has already tried, for dialects that claim in two steps.
 

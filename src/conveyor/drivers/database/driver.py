@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from ...errors import ConfigError, ConnectionUnavailable
 from ..base import Message, QueueSize, WorkerInfo
-from .dialect import Begin, Claim, DBConnection, Dialect, Pushing, Taking
+from .dialect import Begin, Claim, DBConnection, Dialect, Maintaining, Pushing, Taking
 from .failed import SQLFailedStore
 from .reservation import SQLReservation
 
@@ -46,6 +46,8 @@ class DatabaseDriver:
         self._taking = dialect if isinstance(dialect, Taking) else None
         #: and its one-statement push
         self._pushing = dialect if isinstance(dialect, Pushing) else None
+        #: and its upkeep of the tables, which workers run with their heartbeat
+        self._maintaining = dialect if isinstance(dialect, Maintaining) else None
 
     # --- plumbing ---------------------------------------------------------------------------
     @property
@@ -354,6 +356,11 @@ class DatabaseDriver:
             )  # fmt: skip
 
         self.run(beat)
+        if self._maintaining is not None:
+            try:
+                self._maintaining.maintain(self._connection())
+            except Exception:  # upkeep must never cost a worker its heartbeat
+                log.debug("table upkeep failed; the next heartbeat tries again", exc_info=True)
 
     def forget_worker(self, worker_id: str) -> None:
         self.run(

@@ -43,6 +43,7 @@ from .dialect import (
 from .driver import DatabaseDriver
 from .postgres_connection import PGConnection, connect
 from .postgres_take import FUNCTIONS, STEP_FUNCTIONS, STEP_VERSION, VERSION, Taker
+from .postgres_vacuum import Vacuumer
 from .schema import MIGRATIONS, render
 
 _TYPES = {
@@ -114,7 +115,7 @@ _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 #: failure 40001, deadlock 40P01), insufficient resources, operator intervention (admin
 #: shutdown, cannot connect now), system error; plus lock_not_available.
 _TRANSIENT_CLASSES = ("08", "40", "53", "57", "58")
-_OWN_OPTIONS = ("schema", "retry_window", "poll_interval", "auto_migrate")
+_OWN_OPTIONS = ("schema", "retry_window", "poll_interval", "auto_migrate", "vacuum")
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,7 @@ class PostgresOptions:
     retry_window: float = 10.0
     poll_interval: float = 0.5
     auto_migrate: bool = True
+    vacuum: bool = True
 
 
 def open_postgres(settings: ConnectionSettings) -> Driver:
@@ -132,11 +134,12 @@ def open_postgres(settings: ConnectionSettings) -> Driver:
     Besides the libpq parameters, the URL takes ``schema`` (tables live there; created by the
     first migration), ``retry_window`` (seconds an operation retries a lost server before
     ``ConnectionUnavailable``), ``poll_interval`` (seconds between looks while the listening
-    connection is down) and ``auto_migrate`` (``false``: only ``conveyor migrate`` creates
-    tables, for database users without DDL rights).
+    connection is down), ``auto_migrate`` (``false``: only ``conveyor migrate`` creates
+    tables, for database users without DDL rights) and ``vacuum`` (``false``: workers leave
+    vacuuming the jobs table to autovacuum; see ``postgres_vacuum``).
     """
     opts = parse_url(settings.url, settings.name)
-    dialect = PostgresDialect(opts.conninfo, opts.schema, opts.poll_interval)
+    dialect = PostgresDialect(opts.conninfo, opts.schema, opts.poll_interval, opts.vacuum)
     return DatabaseDriver(
         settings.name, dialect, auto_migrate=opts.auto_migrate, retry_window=opts.retry_window
     )
@@ -170,6 +173,7 @@ def parse_url(url: str, name: str = "postgres") -> PostgresOptions:
         retry_window=_seconds(own, "retry_window", 10.0, name),
         poll_interval=_seconds(own, "poll_interval", 0.5, name),
         auto_migrate=flag(own.get("auto_migrate", "true"), "auto_migrate", name),
+        vacuum=flag(own.get("vacuum", "true"), "vacuum", name),
     )
 
 
@@ -206,7 +210,13 @@ def _paramstyle(statement: str) -> str:
 class PostgresDialect:
     name = "postgresql"
 
-    def __init__(self, conninfo: str, schema: str | None = None, poll_interval: float = 0.5):
+    def __init__(
+        self,
+        conninfo: str,
+        schema: str | None = None,
+        poll_interval: float = 0.5,
+        vacuum: bool = True,
+    ) -> None:
         self.conninfo = conninfo
         self.schema = schema
         #: seconds between looks while idle when the listening connection cannot be had
@@ -214,6 +224,7 @@ class PostgresDialect:
         self.channel = f"conveyor_{schema}" if schema else "conveyor"
         self._retried = RetriedClaims()
         self._taker = Taker()
+        self.vacuumer = Vacuumer(lambda: connect(self.conninfo)) if vacuum else None
 
     def connect(self) -> DBConnection:
         return PGConnection(connect(self.conninfo), self)
@@ -317,6 +328,11 @@ class PostgresDialect:
         conn.raw.execute(
             "SELECT pg_notify(%s, q) FROM unnest(%s::text[]) AS q", (self.channel, list(queues))
         )
+
+    def maintain(self, conn: DBConnection) -> None:
+        assert isinstance(conn, PGConnection)
+        if self.vacuumer is not None:
+            self.vacuumer.check(conn.raw)
 
     def is_transient(self, exc: BaseException) -> bool:
         if isinstance(exc, psycopg.InterfaceError):
