@@ -8,6 +8,7 @@ disk the moment it is written, even if the worker is killed right after.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
@@ -115,4 +116,22 @@ class Hang(Tick):
 
     seconds: float = 30.0
     timeout = 0.5
+    tries = 1
+
+
+class AsyncNap(Tick):
+    """An ``async def handle`` job that runs beside others in the event-loop executor."""
+
+    seconds: float = 0.3
+
+    async def handle(self) -> None:  # type: ignore[override]
+        log("start", self)
+        await asyncio.sleep(self.seconds)
+        log("end", self)
+
+
+class Brief(Tick):
+    """A quick job with a short timeout: it fails if its clock starts before it does."""
+
+    timeout = 0.4
     tries = 1

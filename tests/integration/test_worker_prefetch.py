@@ -18,7 +18,7 @@ import pytest
 from conveyor import Conveyor, dispatch_many
 
 from .harness import Workers, wait_until
-from .redis_jobs import Crash, Flaky, Hang, SlowTick, Tick, finished, read_runs
+from .redis_jobs import AsyncNap, Brief, Crash, Flaky, Hang, SlowTick, Tick, finished, read_runs
 from .redis_server import RedisServer
 from .test_redis_faults import default_app, server, use_app, worker_env
 
@@ -143,3 +143,22 @@ def test_a_job_queued_behind_one_whose_executor_is_lost_runs_once_as_its_first_a
     assert finished(project)[quick] == 1
     assert [r.uuid for r in app.driver().failed.page()] == [lost]
     assert app.driver().size("default").total == 0
+
+
+def test_a_queued_job_s_timeout_counts_from_its_start_not_from_its_queueing(
+    project: Path, server: RedisServer, both_executors: Workers, use_app: list[Conveyor]
+) -> None:
+    """A job with a short timeout waits queued behind a 1 s sync job, with an async job
+    beside: were its clock started when it was queued (or when the async job's outcome is
+    read), its timeout would expire in the queue and take the executor, and the sync job with
+    it."""
+    app = default_app(project, server.url, use_app)
+    ids = dispatch_many([AsyncNap(n=0, seconds=0.0), SlowTick(n=1, seconds=1.0), Brief(n=2)])
+    env = worker_env(server.url)
+    worker = both_executors.start("--stop-when-empty", "--prefetch-hold", "30", env=env)
+    assert worker.wait(30) == 0, worker.stderr()
+    nap, slow, brief = (started(project, job_id) for job_id in ids)
+    assert nap[0]["t"] < slow[0]["t"] < brief[0]["t"], "the order the test relies on"
+    assert finished(project) == {job_id: 1 for job_id in ids}
+    assert app.driver().failed.count() == 0
+    assert [r["attempt"] for r in brief] == [1]

@@ -129,9 +129,10 @@ class ConcurrentWorker(Worker):
             self._short = time.perf_counter() - flight.running.started < self.options.prefetch_hold
         room = self._has_room()
         held = self._held
-        if held is not None and not (room or self.pool.queued):
-            held = None  # it waits here for room, or goes back when the worker stops
-        if held is None:  # else it is queued and the executor went straight on to it
+        # a queued job started if the sync job it was queued behind just ended; one held here
+        # starts when there is room, or goes back when the worker stops
+        start_held = not flight.concurrent if self.pool.queued else room
+        if held is None or not start_held:
             claimed = self._settle_and_claim(reservation, outcome, room)
             if claimed is not None:
                 self._launch(claimed)
