@@ -175,12 +175,13 @@ class _Step:
     @staticmethod
     def _run(pg: pq.abc.PGconn, values: list[bytes | None]) -> pq.abc.PGresult:
         pg.send_query_prepared(_STEP_NAME, values)
-        fd = pg.socket
+        poller = select.poll()  # not select(): a descriptor number past 1023 is fine here
+        poller.register(pg.socket, select.POLLIN)
         while True:
             pg.consume_input()
             if not pg.is_busy():
                 break
-            select.select([fd], [], [])
+            poller.poll()
         result = pg.get_result()
         while pg.get_result() is not None:  # leave the connection idle for psycopg
             pass

@@ -23,6 +23,8 @@ from typing import Any
 
 import psycopg
 
+from ...errors import ConfigError
+
 log = logging.getLogger("conveyor.database")
 
 #: dead rows to tolerate before vacuuming, plus ``DEAD_SHARE`` of the live ones
@@ -40,7 +42,6 @@ class Vacuumer:
     def __init__(self, connect: Callable[[], psycopg.Connection[Any]]) -> None:
         self._connect = connect
         self._running: threading.Thread | None = None
-        self.vacuums = 0
 
     def check(self, raw: psycopg.Connection[Any]) -> bool:
         """Start a VACUUM if the table needs one and none runs here; True if one started."""
@@ -58,7 +59,7 @@ class Vacuumer:
         return True
 
     def wait(self, timeout: float) -> None:
-        """Wait for the running VACUUM, if any (tests, and a driver being closed)."""
+        """Wait for the running VACUUM, if any: for a caller that checks its effect."""
         running = self._running
         if running is not None:
             running.join(timeout)
@@ -67,6 +68,5 @@ class Vacuumer:
         try:
             with self._connect() as conn:
                 conn.execute("VACUUM (SKIP_LOCKED) conveyor_jobs")
-            self.vacuums += 1
-        except psycopg.Error as exc:  # the next check tries again; jobs are not affected
+        except (psycopg.Error, ConfigError) as exc:  # the next check tries again
             log.debug("vacuuming conveyor_jobs failed: %s", exc)
