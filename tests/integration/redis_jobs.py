@@ -124,7 +124,7 @@ class AsyncNap(Tick):
 
     seconds: float = 0.3
 
-    async def handle(self) -> None:  # type: ignore[override]
+    async def handle(self) -> None:
         log("start", self)
         await asyncio.sleep(self.seconds)
         log("end", self)

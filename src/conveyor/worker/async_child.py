@@ -148,11 +148,11 @@ class ConcurrentRunner(ForkedChild):
         op = "task" if concurrent else "run"
         self._hand_over(_encode(_request(op, attempt, timeout=timeout or 0.0)))
 
-    def queue(self, attempt: Attempt, timeout: float | None, concurrent: bool) -> bool:
+    def queue(self, attempt: Attempt, timeout: float | None, concurrent: bool) -> None:
         """Queue an attempt behind the running sync job (see ``ForkedChild.queued``);
         ``start()`` it once that job's outcome has arrived."""
         op = "task" if concurrent else "run"
-        return self._queue(
+        self._queue(
             attempt.id, lambda seq: _encode(_request(op, attempt, timeout=timeout or 0.0, seq=seq))
         )
 

@@ -20,14 +20,12 @@ import time
 from dataclasses import dataclass
 from typing import cast
 
-from .. import envelope as envelope_mod
 from ..drivers.base import Driver, PrefetchedReservation, Reservation
-from ..envelope import Envelope
-from ..errors import JobTimedOut, PayloadError, WorkerLost
+from ..errors import JobTimedOut, WorkerLost
 from ..events import EventBus, WorkerStopping
 from .async_child import ConcurrentRunner
 from .executor import WorkerDefaults
-from .loop import Worker, WorkerOptions, _flush_logs, _handed_back, _Running
+from .loop import Worker, WorkerOptions, _flush_logs, _handed_back, _Running, envelope_of
 from .outcome import Outcome
 from .process import Interrupted
 
@@ -161,10 +159,7 @@ class ConcurrentWorker(Worker):
         """Queue a prefetched job behind the running sync job; with none running, the
         executor would start it at once, so it waits here instead."""
         if any(not f.concurrent for f in self._flights.values()):
-            try:
-                env: Envelope | None = envelope_mod.decode(reservation.payload)
-            except PayloadError:
-                env = None
+            env = envelope_of(reservation)
             concurrent = env is not None and env.async_handle
             self.pool.queue(self._attempt(reservation), self._timeout_of(env), concurrent)
 

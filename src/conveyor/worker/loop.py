@@ -190,11 +190,7 @@ class Worker:
         attempt = self._attempt(reservation)
         self.started += 1
         self._current = reservation.id
-        try:
-            env: Envelope | None = envelope_mod.decode(reservation.payload)
-        except PayloadError:
-            env = None
-        return _Running(reservation, attempt, time.perf_counter(), env)
+        return _Running(reservation, attempt, time.perf_counter(), envelope_of(reservation))
 
     def _settle_and_start_next(self, finished: _Running, outcome: Outcome) -> _Running | None:
         """Settle the finished job and start the next before logging, so the executor works
@@ -466,6 +462,14 @@ class Worker:
         except ConnectionUnavailable as exc:
             log.debug("control-plane call failed: %s", exc)
             return None
+
+
+def envelope_of(reservation: Reservation) -> Envelope | None:
+    """The decoded envelope, or None when the payload is malformed (the executor reports it)."""
+    try:
+        return envelope_mod.decode(reservation.payload)
+    except PayloadError:
+        return None
 
 
 def _handed_back(env: Envelope, reason: str) -> Outcome:

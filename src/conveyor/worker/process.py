@@ -244,21 +244,20 @@ class ForkedChild:
         """Whether a job waits in the child's pipe behind the running one."""
         return self._queued != 0
 
-    def _queue(self, job_id: str, encode: Callable[[int], bytes]) -> bool:
-        """Queue a request behind the running job; False where that is not done.
+    def _queue(self, job_id: str, encode: Callable[[int], bytes]) -> None:
+        """Queue a request behind the running job, where that is done.
 
         Not with ``--memory``: the child is replaced after a job that grew too big, and a job
         queued behind it would start before the replacement.
         """
         if self._memory_limit is not None or self._conn is None or self._queued:
-            return False
+            return
         self._seq += 1
         try:
             self._conn.send_bytes(encode(self._seq))
         except OSError:  # the child is gone: the caller starts the job on a new one later
-            return False
+            return
         self._queued, self._queued_id = self._seq, job_id
-        return True
 
     def recall(self) -> bool:
         """Keep the queued job from starting: True if it will not run (recalled, or lost with
@@ -353,12 +352,10 @@ class ChildRunner(ForkedChild):
         self._hand_over(_request.encode(_fields("run", attempt)))
         self._started = time.monotonic()
 
-    def queue(self, attempt: Attempt) -> bool:
+    def queue(self, attempt: Attempt) -> None:
         """Queue ``attempt`` behind the running one (see ``ForkedChild.queued``); ``start()``
         it once the running one's outcome has arrived, as for any other attempt."""
-        return self._queue(
-            attempt.id, lambda seq: _request.encode(_fields("run", attempt, seq=seq))
-        )
+        self._queue(attempt.id, lambda seq: _request.encode(_fields("run", attempt, seq=seq)))
 
     def wait(
         self,
@@ -447,9 +444,8 @@ class InlineRunner:
     def start(self, attempt: Attempt) -> None:
         self._attempt = attempt
 
-    def queue(self, attempt: Attempt) -> bool:
+    def queue(self, attempt: Attempt) -> None:
         """Nothing runs beside this process's own job: a prefetched job cannot wait queued."""
-        return False
 
     def recall(self) -> bool:
         return True

@@ -154,13 +154,14 @@ class _Step:
         #: connection is a new object)
         self._prepared: set[int] = set()
 
-    def call(self, raw: psycopg.Connection[Any], params: list[str | None]) -> list[bytes | None]:
+    def call(
+        self, raw: psycopg.Connection[Any], encoding: str, params: list[str | None]
+    ) -> list[bytes | None]:
         pg = raw.pgconn
-        encoding = raw.info.encoding
         values = [None if p is None else p.encode(encoding) for p in params]
         for attempt in (1, 2):
             if id(pg) not in self._prepared:
-                self._check(raw, pg.prepare(_STEP_NAME, _STEP_SQL.encode(encoding)))
+                self._check(pg.prepare(_STEP_NAME, _STEP_SQL.encode(encoding)), encoding)
                 self._prepared.add(id(pg))
             result = self._run(pg, values)
             if result.status == pq.ExecStatus.TUPLES_OK:
@@ -169,7 +170,7 @@ class _Step:
             if state == b"26000" and attempt == 1:  # invalid_sql_statement_name: forgotten
                 self._prepared.discard(id(pg))
                 continue
-            self._check(raw, result)
+            self._check(result, encoding)
         raise AssertionError("unreachable")
 
     @staticmethod
@@ -189,9 +190,9 @@ class _Step:
         return result
 
     @staticmethod
-    def _check(raw: psycopg.Connection[Any], result: pq.abc.PGresult) -> None:
+    def _check(result: pq.abc.PGresult, encoding: str) -> None:
         if result.status not in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK):
-            raise psycopg.errors.error_from_result(result, encoding=raw.info.encoding)
+            raise psycopg.errors.error_from_result(result, encoding=encoding)
 
 
 def _flag(value: bytes | None) -> bool:
@@ -234,8 +235,9 @@ class Taker:
         self._local.token = token
         done_id, done_token = done or (None, None)
         begin_id, begin_token, begin_attempts = begin or (None, None, None)
+        encoding = conn.raw.info.encoding
         try:
-            row = self._step.call(conn.raw, [
+            row = self._step.call(conn.raw, encoding, [
                 _text_array(queues), repr(float(lease)), token, str(int(count)), done_id,
                 done_token, begin_id, begin_token,
                 None if begin_attempts is None else str(begin_attempts),
@@ -248,6 +250,5 @@ class Taker:
         acked, begun, queue, job_id, payload, attempts = row
         if queue is None or job_id is None or payload is None or attempts is None:
             return _flag(acked), _flag(begun), None
-        encoding = conn.raw.info.encoding
         claim = (queue.decode(encoding), (job_id.decode(encoding), payload, int(attempts)))
         return _flag(acked), _flag(begun), claim

@@ -43,20 +43,19 @@ class Vacuumer:
         self._connect = connect
         self._running: threading.Thread | None = None
 
-    def check(self, raw: psycopg.Connection[Any]) -> bool:
-        """Start a VACUUM if the table needs one and none runs here; True if one started."""
+    def check(self, raw: psycopg.Connection[Any]) -> None:
+        """Start a VACUUM if the table needs one and none runs here."""
         if self._running is not None and self._running.is_alive():
-            return False
+            return
         row = raw.execute(_STATS).fetchone()
         if row is None:
-            return False
+            return
         live, dead = int(row[0]), int(row[1])
         if dead < DEAD_MIN + DEAD_SHARE * live:
-            return False
+            return
         log.debug("conveyor_jobs has %d dead rows beside %d live ones: vacuuming", dead, live)
         self._running = threading.Thread(target=self._vacuum, name="conveyor-vacuum", daemon=True)
         self._running.start()
-        return True
 
     def wait(self, timeout: float) -> None:
         """Wait for the running VACUUM, if any: for a caller that checks its effect."""
