@@ -28,6 +28,21 @@ def test_stop_when_empty_drains_the_queues_and_exits_0(workspace: Project) -> No
     assert "queue empty" in result.stderr
 
 
+@pytest.mark.parametrize(
+    "args",
+    [["--spin", "0"], ["--spin", "0.01"], ["--spin", "0.01", "--concurrency", "1"]],
+    ids=["no-spin", "long-spin", "long-spin-serial"],
+)
+def test_the_executors_spin_changes_nothing_but_speed(workspace: Project, args: list[str]) -> None:
+    tags = ["a", "b", "c", "d", "e"]
+    for tag in tags:
+        workspace.enqueue("Ok", tag=tag)
+    result = workspace.run("work", "--stop-when-empty", *args)
+    assert result.returncode == 0, result.stderr
+    assert workspace.ran() == [f"ok {tag}" for tag in tags]
+    assert workspace.driver.size("default").total == 0
+
+
 def test_stop_when_empty_on_an_empty_queue_exits_at_once(workspace: Project) -> None:
     result = workspace.run("work", "--stop-when-empty")
     assert result.returncode == 0, result.stderr
@@ -70,6 +85,8 @@ def test_app_modules_from_the_command_line(workspace: Project) -> None:
         (["work", "--timeout", "soon"], "Invalid value for '--timeout'"),
         (["work", "--queue", ","], "--queue"),
         (["work", "--concurrency", "0"], "Invalid value for '--concurrency'"),
+        (["work", "--spin", "1"], "Invalid value for '--spin'"),
+        (["work", "--spin", "-0.001"], "Invalid value for '--spin'"),
         (["work", "nope"], "unknown connection 'nope'"),
         (["status", "nope"], "unknown connection 'nope'"),
         (

@@ -9,7 +9,7 @@ from ..worker.async_child import ConcurrentRunner
 from ..worker.concurrent import ConcurrentWorker
 from ..worker.executor import WorkerDefaults
 from ..worker.loop import PREFETCH_HOLD, Worker, WorkerOptions
-from ..worker.process import ChildRunner, InlineRunner
+from ..worker.process import SPIN, ChildRunner, InlineRunner
 from .common import State, fail, guarded, pass_state, setup_logging
 
 #: async jobs at once by default, as taskiq does; sync jobs are never affected
@@ -105,6 +105,15 @@ def _queues(value: str) -> tuple[str, ...]:
     "it starts) and goes back to the queue for other workers if it waits longer than this many "
     "seconds. 0: claim a job only when it can start.",
 )
+@click.option(
+    "--spin",
+    type=click.FloatRange(min=0, max=0.01),
+    default=SPIN,
+    show_default=True,
+    help="Seconds the executor process keeps polling for the next job after one ends, before "
+    "it sleeps: waking it costs more than a job of a few microseconds takes. It spends CPU "
+    "only while it polls. 0: sleep at once (many workers on few cores).",
+)
 @click.option("-v", "--verbose", count=True, help="Debug logs with -vv (same as the global -v).")
 @click.option(
     "--in-process",
@@ -117,7 +126,7 @@ def work(
     state: State, connection: str | None, queue: str | None, once: bool, stop_when_empty: bool,
     timeout: float, tries: int, backoff: str, sleep: float, max_jobs: int, max_time: float,
     memory: float | None, lease: float | None, concurrency: int, prefetch_hold: float,
-    verbose: int, in_process: bool,
+    spin: float, verbose: int, in_process: bool,
 ) -> None:  # fmt: skip
     """Process jobs from a connection's queues until stopped.
 
@@ -152,10 +161,10 @@ def work(
     if in_process:
         worker = Worker(driver, InlineRunner(app.executor(defaults)), app.events, defaults, options)
     elif concurrency > 1:
-        runner = ConcurrentRunner(lambda: app.executor(defaults), memory)
+        runner = ConcurrentRunner(lambda: app.executor(defaults), memory, spin)
         worker = ConcurrentWorker(driver, runner, app.events, defaults, options, concurrency)
     else:
-        serial = ChildRunner(lambda: app.executor(defaults), memory)
+        serial = ChildRunner(lambda: app.executor(defaults), memory, spin)
         worker = Worker(driver, serial, app.events, defaults, options)
     click.echo(
         f"Processing jobs from {settings.name} [{','.join(options.queues)}]"

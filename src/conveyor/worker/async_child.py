@@ -24,6 +24,7 @@ from .process import (
     ForkedChild,
     Gate,
     Interrupted,
+    Spin,
     _interruption,
     _rss,
     become_child,
@@ -47,21 +48,27 @@ def _child_main(
     parent_pid: int,
     report_rss: bool,
     gate: Gate,
+    spin: float,
 ) -> None:
     become_child(parent_end, parent_pid)
     executor = make_executor()
-    asyncio.run(_serve(conn, executor, report_rss, gate))
+    asyncio.run(_serve(conn, executor, report_rss, gate, spin))
 
 
-async def _serve(conn: Connection, executor: Executor, report_rss: bool, gate: Gate) -> None:
-    await _Server(conn, executor, report_rss, gate).serve()
+async def _serve(
+    conn: Connection, executor: Executor, report_rss: bool, gate: Gate, spin: float
+) -> None:
+    await _Server(conn, executor, report_rss, gate, Spin(conn.fileno(), spin)).serve()
 
 
 class _Server:
     """Turns each request into a task on this loop and sends outcomes back as they finish."""
 
-    def __init__(self, conn: Connection, executor: Executor, report_rss: bool, gate: Gate) -> None:
+    def __init__(
+        self, conn: Connection, executor: Executor, report_rss: bool, gate: Gate, spin: Spin
+    ) -> None:
         self.conn, self.executor, self.report_rss, self.gate = conn, executor, report_rss, gate
+        self.spin_for_next = spin
         self.loop = asyncio.get_running_loop()
         self.closed: asyncio.Future[None] = self.loop.create_future()
         self.tasks: set[asyncio.Task[None]] = set()
@@ -81,8 +88,9 @@ class _Server:
 
     def _readable(self) -> None:
         """Take requests until one starts a task: while nothing runs on the loop, the next
-        request is awaited with a plain blocking read, which is cheaper than a turn of the
-        loop, so a stream of sync jobs costs what it costs in ``process.ChildRunner``."""
+        request is awaited with a plain blocking read (after a ``process.Spin``), which is
+        cheaper than a turn of the loop, so a stream of sync jobs costs what it costs in
+        ``process.ChildRunner``."""
         while True:
             try:
                 request = _decode_request(self.conn.recv_bytes())
@@ -106,6 +114,7 @@ class _Server:
             self._reply(attempt.id, self.executor.execute(attempt), at_once=True)
             if self.tasks or self.outbox:
                 return
+            self.spin_for_next()
 
     async def _run(self, attempt: Attempt, timeout: float) -> None:
         self._reply(attempt.id, await self.executor.execute_async(attempt, timeout or None))
