@@ -66,11 +66,13 @@ def test_returns_when_the_writer_closes_the_pipe(pipe: tuple[int, int]) -> None:
     assert time.perf_counter() - began < 1.0, "a closed pipe must end the spin (worker gone)"
 
 
-def test_zero_does_not_poll(pipe: tuple[int, int]) -> None:
+def test_zero_returns_at_once_on_an_empty_pipe(pipe: tuple[int, int]) -> None:
+    """``--spin 0``: the child goes straight to its blocking read (the bound leaves room for
+    a loaded machine; a spin that read 0 as "no limit" would never return)."""
     r, _ = pipe
     began = time.perf_counter()
     Spin(r, 0.0)()
-    assert time.perf_counter() - began < 0.01
+    assert time.perf_counter() - began < 0.5
 
 
 class Quick(Job):
