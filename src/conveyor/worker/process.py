@@ -60,7 +60,7 @@ class Interrupted(Exception):
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 #: how long the executor child polls for its next job after one ends, before it sleeps
-SPIN = 0.0003
+SPIN = 0.0001
 
 
 class Spin:
