@@ -59,7 +59,9 @@ class Interrupted(Exception):
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
-#: how long the executor child polls for its next job after one ends, before it sleeps
+#: how long the executor child polls for its next job after one ends, before it sleeps: short,
+#: because a polling child takes CPU from other workers on the same cores (0.3 ms cost four
+#: workers on two cores 14 % of their throughput, 0.1 ms nothing measurable)
 SPIN = 0.0001
 
 
