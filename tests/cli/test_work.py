@@ -43,6 +43,22 @@ def test_the_executors_spin_changes_nothing_but_speed(workspace: Project, args: 
     assert workspace.driver.size("default").total == 0
 
 
+@pytest.mark.parametrize(
+    "args",
+    [["--prefetch", "0"], ["--prefetch", "3"], ["--prefetch", "3", "--concurrency", "1"]],
+    ids=["no-prefetch", "three-ahead", "three-ahead-serial"],
+)
+def test_prefetching_changes_nothing_but_speed(workspace: Project, args: list[str]) -> None:
+    tags = [f"t{i}" for i in range(12)]
+    for tag in tags:
+        workspace.enqueue("Ok", tag=tag)
+    result = workspace.run("work", "--stop-when-empty", *args)
+    assert result.returncode == 0, result.stderr
+    assert workspace.ran() == [f"ok {tag}" for tag in tags]
+    assert workspace.driver.size("default").total == 0
+    assert result.stderr.count("attempt=1 COMPLETED") == len(tags)
+
+
 def test_stop_when_empty_on_an_empty_queue_exits_at_once(workspace: Project) -> None:
     result = workspace.run("work", "--stop-when-empty")
     assert result.returncode == 0, result.stderr
@@ -87,6 +103,8 @@ def test_app_modules_from_the_command_line(workspace: Project) -> None:
         (["work", "--concurrency", "0"], "Invalid value for '--concurrency'"),
         (["work", "--spin", "1"], "Invalid value for '--spin'"),
         (["work", "--spin", "-0.001"], "Invalid value for '--spin'"),
+        (["work", "--prefetch", "-1"], "Invalid value for '--prefetch'"),
+        (["work", "--prefetch", "many"], "Invalid value for '--prefetch'"),
         (["work", "nope"], "unknown connection 'nope'"),
         (["status", "nope"], "unknown connection 'nope'"),
         (

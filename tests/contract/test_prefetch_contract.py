@@ -124,3 +124,61 @@ def test_ack_and_reserve_with_count_claims_a_started_job(driver: Driver) -> None
     assert acked is True and nxt is not None and nxt.attempts == 1
     time.sleep(SHORT_LEASE + GRACE)
     assert take(driver, queue).attempts == 2
+
+
+def test_ack_many_and_claim_prefetches_several_in_order_uncounted(driver: Driver) -> None:
+    drv = prefetching(driver)
+    queue = new_queue()
+    for n in range(5):
+        driver.push(message(queue, n))
+    acked, claimed = drv.ack_many_and_claim([], None, [queue], SHORT_LEASE, 3)
+    assert acked == []
+    assert [r.payload for r in claimed] == [b'{"n": 0}', b'{"n": 1}', b'{"n": 2}']
+    assert [r.attempts for r in claimed] == [1, 1, 1]
+    assert len({r.token for r in claimed}) == 3, "each claim has its own token"
+    assert sizes(driver, queue) == (2, 0, 3)
+    time.sleep(SHORT_LEASE + GRACE)  # never started: all three come back uncounted
+    assert sorted(take(driver, queue).attempts for _ in range(5)) == [1, 1, 1, 1, 1]
+
+
+def test_ack_many_and_claim_acks_several_begins_one_and_stops_when_the_queue_is_dry(
+    driver: Driver,
+) -> None:
+    drv = prefetching(driver)
+    queue = new_queue()
+    for n in range(4):
+        driver.push(message(queue, n))
+    _, (a, b, c) = drv.ack_many_and_claim([], None, [queue], SHORT_LEASE, 3)
+    acked, claimed = drv.ack_many_and_claim([a, b], c, [queue], SHORT_LEASE, 4)
+    assert acked == [True, True]
+    assert [r.payload for r in claimed] == [b'{"n": 3}'], "one left: fewer than asked"
+    assert sizes(driver, queue) == (0, 0, 2)
+    assert a.ack() is False and b.release(0) is False, "acknowledged: their tokens are spent"
+    time.sleep(SHORT_LEASE + GRACE)  # c was begun (counted), the last claim was not
+    attempts = {r.payload: r.attempts for r in (take(driver, queue), take(driver, queue))}
+    assert attempts == {b'{"n": 2}': 2, b'{"n": 3}': 1}
+
+
+def test_ack_many_and_claim_reports_a_lost_lease_and_still_acks_the_rest(driver: Driver) -> None:
+    drv = prefetching(driver)
+    queue, other = new_queue(), new_queue()
+    driver.push(message(queue, 0))
+    driver.push(message(other, 1))
+    stale = take(driver, queue, lease=SHORT_LEASE)
+    kept = take(driver, other)
+    time.sleep(SHORT_LEASE + GRACE)
+    owner = take(driver, queue)
+    acked, claimed = drv.ack_many_and_claim([stale, kept], None, [queue, other], LEASE, 0)
+    assert acked == [False, True] and claimed == []
+    assert sizes(driver, other) == (0, 0, 0)
+    assert owner.ack() is True, "the new owner's claim was untouched"
+
+
+def test_ack_many_and_claim_with_count_claims_started_jobs(driver: Driver) -> None:
+    drv = prefetching(driver)
+    queue = new_queue()
+    driver.push(message(queue, 0))
+    _, claimed = drv.ack_many_and_claim([], None, [queue], SHORT_LEASE, 1, count=True)
+    assert [r.attempts for r in claimed] == [1]
+    time.sleep(SHORT_LEASE + GRACE)
+    assert take(driver, queue).attempts == 2

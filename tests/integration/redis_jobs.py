@@ -35,7 +35,8 @@ def read_runs(folder: Path, event: str | None = None) -> list[dict[str, Any]]:
     path = folder / RUNS
     if not path.exists():
         return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line]
+    # a line being written this moment may be there in part: only whole lines count
+    rows = [json.loads(line) for line in path.read_text().split("\n")[:-1] if line]
     return [r for r in rows if event is None or r["event"] == event]
 
 

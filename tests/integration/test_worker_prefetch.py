@@ -92,6 +92,47 @@ def test_sigterm_finishes_the_running_job_and_hands_back_the_prefetched_one_unru
     assert [r["attempt"] for r in started(project, quick)] == [1]
 
 
+def test_several_prefetched_jobs_of_a_killed_worker_run_later_as_their_first_attempts(
+    project: Path, server: RedisServer, both_executors: Workers, use_app: list[Conveyor]
+) -> None:
+    app = default_app(project, server.url, use_app)
+    slow, *quick = dispatch_many([SlowTick(n=0, seconds=3.0), *(Tick(n=i) for i in range(1, 5))])
+    env = worker_env(server.url)
+    victim = both_executors.start(
+        "--lease", "1", "--prefetch-hold", "30", "--prefetch", "3", env=env
+    )
+    wait_until(lambda: started(project, slow), 20, "the slow job to start")
+    wait_until(lambda: reserved(app) == 4, 10, "three jobs to be prefetched")
+    assert app.driver().size("default").pending == 1, "--prefetch 3 claims three, not four"
+    assert all(started(project, job) == [] for job in quick)
+    victim.kill()
+    both_executors.start("--lease", "1", env=env)
+    wait_until(lambda: sum(finished(project).values()) == 5, 30, "all five jobs")
+    assert app.driver().failed.count() == 0, "a prefetched job was charged an attempt"
+    assert [[r["attempt"] for r in started(project, job)] for job in quick] == [[1]] * 4
+    assert [r["attempt"] for r in started(project, slow)][-1] == 2
+
+
+def test_sigterm_hands_back_every_prefetched_job_unrun(
+    project: Path, server: RedisServer, both_executors: Workers, use_app: list[Conveyor]
+) -> None:
+    app = default_app(project, server.url, use_app)
+    slow, *quick = dispatch_many([SlowTick(n=0, seconds=1.0), *(Tick(n=i) for i in range(1, 4))])
+    env = worker_env(server.url)
+    worker = both_executors.start("--prefetch-hold", "30", "--prefetch", "3", env=env)
+    wait_until(lambda: started(project, slow), 20, "the slow job to start")
+    wait_until(lambda: reserved(app) == 4, 10, "three jobs to be prefetched")
+    worker.send(signal.SIGTERM)
+    assert worker.wait(20) == 0, worker.stderr()
+    assert finished(project)[slow] == 1
+    assert all(started(project, job) == [] for job in quick)
+    size = app.driver().size("default")
+    assert (size.pending, size.reserved) == (3, 0)
+    after = both_executors.start("--stop-when-empty", env=env)
+    assert after.wait(30) == 0, after.stderr()
+    assert [[r["attempt"] for r in started(project, job)] for job in quick] == [[1]] * 3
+
+
 def test_prefetched_jobs_see_the_attempt_counted_for_them_and_run_once(
     project: Path, server: RedisServer, both_executors: Workers, use_app: list[Conveyor]
 ) -> None:

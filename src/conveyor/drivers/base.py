@@ -109,17 +109,37 @@ class AckAndReserve(Protocol):
 
 @runtime_checkable
 class Prefetch(Protocol):
-    """Optional on a driver: claim the next job while one runs, without spending an attempt.
+    """Optional on a driver: claim jobs ahead while one runs, without spending their attempts.
 
     ``prefetch`` claims like ``reserve`` (no wait) but leaves the stored attempt count alone;
     the reservation's ``attempts`` is what the count will be once the job starts, and its
     ``begin()`` counts it then. A prefetched claim the worker never starts (it stops, or dies
-    and the lease runs out) goes back to the queue having cost nothing. A driver with this also
-    takes ``begin=`` (a prefetched reservation starting now) and ``count=`` (False: the claim is
-    itself a prefetch) on ``ack_and_reserve``, so a busy worker still pays one round trip a job.
+    and the lease runs out) goes back to the queue having cost nothing.
+
+    ``ack_many_and_claim`` is a busy worker's one round trip: acknowledge the jobs ``done``,
+    count the start of the prefetched ``begin``, and claim up to ``n`` jobs, atomically: with
+    ``count`` the first one starts now (its attempt counted), the others are prefetches. It
+    returns whether each of ``done`` was still held by its token, and the jobs claimed, fewer
+    than ``n`` when the queues ran dry. A call retried after a lost reply claims the same jobs,
+    not more.
+
+    ``prefetch_depth`` is how many jobs a worker claims ahead unless told otherwise: as many as
+    one round trip can claim cheaply.
     """
 
+    prefetch_depth: int
+
     def prefetch(self, queues: Sequence[str], lease: float) -> Reservation | None: ...
+
+    def ack_many_and_claim(
+        self,
+        done: Sequence[Reservation],
+        begin: Reservation | None,
+        queues: Sequence[str],
+        lease: float,
+        n: int,
+        count: bool = False,
+    ) -> tuple[list[bool], list[Reservation]]: ...
 
 
 class PrefetchedReservation(Reservation, Protocol):

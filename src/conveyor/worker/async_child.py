@@ -157,12 +157,14 @@ class ConcurrentRunner(ForkedChild):
         op = "task" if concurrent else "run"
         self._hand_over(_encode(_request(op, attempt, timeout=timeout or 0.0)))
 
-    def queue(self, attempt: Attempt, timeout: float | None, concurrent: bool) -> None:
-        """Queue an attempt behind the running sync job (see ``ForkedChild.queued``);
-        ``start()`` it once that job's outcome has arrived."""
+    def queue(self, attempt: Attempt, timeout: float | None, concurrent: bool, behind: int) -> None:
+        """Queue an attempt behind the running sync job and ``behind`` queued ones (see
+        ``ForkedChild._queue``); ``start()`` it once the outcome before it has arrived."""
         op = "task" if concurrent else "run"
         self._queue(
-            attempt.id, lambda seq: _encode(_request(op, attempt, timeout=timeout or 0.0, seq=seq))
+            attempt.id,
+            behind,
+            lambda seq: _encode(_request(op, attempt, timeout=timeout or 0.0, seq=seq)),
         )
 
     def collect(self, timeout: float, wakeup: int | None = None) -> list[tuple[str, Outcome]]:

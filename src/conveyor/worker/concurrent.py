@@ -18,9 +18,8 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import cast
 
-from ..drivers.base import Driver, PrefetchedReservation, Reservation
+from ..drivers.base import Driver, Reservation
 from ..errors import JobTimedOut, WorkerLost
 from ..events import EventBus, WorkerStopping
 from .async_child import ConcurrentRunner
@@ -75,7 +74,7 @@ class ConcurrentWorker(Worker):
                 reason = self._stop_reason() or ""
                 if self._has_room():
                     _flush_logs()
-                    if self._held is not None:
+                    if self._held:
                         self._start_held()
                         continue
                     claimed = self._reserve(wait=0.0 if self._flights else None)
@@ -96,13 +95,15 @@ class ConcurrentWorker(Worker):
                         break
                     self.pool.stop()  # bloated (--memory): replaced at the next claim
                     continue
-                for flight, outcome in self._collect():
-                    self._settle_and_fill(flight, outcome)
+                collected = self._collect()
+                for i, (flight, outcome) in enumerate(collected):
+                    self._settle_and_fill(flight, outcome, more=i + 1 < len(collected))
                     self._log(flight.running, outcome)
         finally:
             self.signals.uninstall()
             self.pool.stop()
             self._hand_back_held()
+            self._flush_deferred()
             self._quietly(lambda: self.driver.forget_worker(self.id))
             self.events.emit(WorkerStopping(self.driver.connection, 0, reason))
             log.info("worker %s stopping: %s (%d jobs)", self.id, reason, self.processed)
@@ -118,50 +119,53 @@ class ConcurrentWorker(Worker):
             return False
         return all(f.concurrent for f in self._flights.values())
 
-    def _settle_and_fill(self, flight: _Flight, outcome: Outcome) -> None:
+    def _settle_and_fill(self, flight: _Flight, outcome: Outcome, more: bool) -> None:
         """Settle a finished job and fill its place. A prefetched job starts first; the
-        settlement, its start and the next claim (itself a prefetch if there is no room for
-        it to start) then share one round trip."""
+        settlement, its start and the next claims (prefetches if there is no room for them to
+        start) then share one round trip, which waits for the next outcome if ``more`` or one
+        is already in the pipe (see ``Worker._defer``)."""
         reservation = flight.running.reservation
         if not flight.concurrent:
             self._short = time.perf_counter() - flight.running.started < self.options.prefetch_hold
+        self._ended(reservation, outcome)
         room = self._has_room()
-        held = self._held
         # a queued job started if the sync job it was queued behind just ended; one held here
         # starts when there is room, or goes back when the worker stops
         start_held = not flight.concurrent if self.pool.queued else room
-        if held is None or not start_held:
-            claimed = self._settle_and_claim(reservation, outcome, room)
-            if claimed is not None:
-                self._launch(claimed)
+        if not self._held or not start_held:
+            # after a sync job, the next is likely sync too: claim those to queue behind it now
+            ahead = self._wanted(starting=1) if room and not flight.concurrent else 0
+            claimed = self._advance(reservation, outcome, int(room) + ahead, count=True)
+            if claimed:
+                self._launch(claimed[0], prefetch=len(claimed) == 1)
+                self._hold(claimed[1:])
             return
-        self._held = None
-        self._launch(held, prefetch=False)
-        room = self._has_room()
-        claimed = self._settle_and_claim(
-            reservation, outcome, room or self._may_prefetch(), begin=held, count=room
-        )
-        if claimed is not None and room:
-            self._launch(claimed)
-        elif claimed is not None:
-            self._hold(claimed)
+        self._launch(self._begin(self._held.popleft()), prefetch=False)
+        if self._defer(reservation, outcome, more):
+            return
+        room = self._has_room() and not self._held  # the held ones start first, in order
+        n = 1 if room else self._wanted()
+        jobs = self._advance(reservation, outcome, n, count=room)
+        if room:
+            for job in jobs:
+                self._launch(job)
+        else:
+            self._hold(jobs)
 
     def _start_held(self) -> None:
-        held, self._held = self._held, None
-        assert held is not None
+        held = self._begin(self._held.popleft())
         self._launch(held, prefetch=False)
-        if not self._persist(cast(PrefetchedReservation, held).begin):
-            log.warning("job %s: lease was lost before it started", held.id)
+        self._flush_deferred()
         if not self._has_room():
             self._prefetch()
 
-    def _queue(self, reservation: Reservation) -> None:
+    def _queue(self, reservation: Reservation, behind: int) -> None:
         """Queue a prefetched job behind the running sync job; with none running, the
         executor would start it at once, so it waits here instead."""
         if any(not f.concurrent for f in self._flights.values()):
             env = envelope_of(reservation)
             concurrent = env is not None and env.async_handle
-            self.pool.queue(self._attempt(reservation), self._timeout_of(env), concurrent)
+            self.pool.queue(self._attempt(reservation), self._timeout_of(env), concurrent, behind)
 
     def _launch(self, reservation: Reservation, prefetch: bool = True) -> None:
         """Start a claimed job; while a sync job runs, prefetch the next (see ``_prefetch``)."""
@@ -172,8 +176,10 @@ class ConcurrentWorker(Worker):
         deadline = time.monotonic() + timeout + grace if timeout else math.inf
         self._flights[reservation.id] = _Flight(running, deadline, concurrent)
         self.pool.start(running.attempt, timeout, concurrent)
-        if prefetch and not concurrent:
-            self._prefetch()
+        if not concurrent:
+            self._held_since = time.monotonic()  # the queued jobs now wait behind this one
+            if prefetch:
+                self._prefetch()
 
     def _collect(self) -> list[tuple[_Flight, Outcome]]:
         """Wait a little for outcomes, then look after the jobs still running: renew their
@@ -184,7 +190,7 @@ class ConcurrentWorker(Worker):
         if self._has_room():
             wait = min(wait, self._poll)
             self._poll = min(self._poll * 2, _POLL_MAX)
-        if self._held is not None:
+        if self._held:
             wait = min(wait, self._held_since + self.options.prefetch_hold - now)
         try:
             done = self.pool.collect(max(wait, 0.0), wakeup=self.signals.wakeup_fd)
@@ -242,7 +248,7 @@ class ConcurrentWorker(Worker):
             self._next_renew = now + self._renew_every()
             for flight in list(self._flights.values()):
                 self._renew(flight.running.reservation)
-            if self._held is not None:
-                self._renew(self._held)
+            for held in self._held:
+                self._renew(held)
         self._beat(now)
         _flush_logs()

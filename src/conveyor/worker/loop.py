@@ -4,12 +4,15 @@ The control process never runs user code. It owns the reservation: it renews the
 the job runs, settles the outcome with writes fenced by the reservation's token, and keeps going
 through a broken connection to the queue's server by retrying with capped backoff.
 
-While a job runs it prefetches the next (on a backend with ``drivers.base.Prefetch``): a claim
-whose attempt is counted only when the job starts, so one that never starts costs nothing. The
-prefetched job waits queued in the executor, which starts it the moment the running one ends;
-one round trip then acknowledges the finished job, counts the start and prefetches the one
-after. If the running job turns out long, or the worker is told to stop, the queued job is
-recalled and handed back, unless the executor has already started it.
+While a job runs it prefetches the next few (``--prefetch``, on a backend with
+``drivers.base.Prefetch``; four on Redis, one on SQL databases): claims whose attempt is
+counted only when the job starts, so one that never starts costs nothing. The prefetched jobs
+wait queued in the executor, which goes straight on from one to the next; one round trip then
+acknowledges the finished jobs, counts the start of the running one and tops the queue up.
+While the executor is ahead of this process (the next outcome is already in), that round trip
+waits for it, so that one serves several jobs. If the running job turns out long, or the
+worker is told to stop, the queued jobs are recalled and handed back, unless the executor has
+already started them.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import os
 import socket
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar, cast
@@ -30,7 +34,6 @@ from ..drivers.base import (
     Driver,
     FailedRecord,
     Prefetch,
-    PrefetchedReservation,
     Reservation,
     WorkerInfo,
 )
@@ -73,6 +76,8 @@ class WorkerOptions:
     restart_check_every: float = 1.0
     #: see ``PREFETCH_HOLD``; 0 turns prefetching off
     prefetch_hold: float = PREFETCH_HOLD
+    #: jobs claimed ahead; None: the backend's ``prefetch_depth``; 0 turns prefetching off
+    prefetch: int | None = None
 
 
 class Worker:
@@ -96,9 +101,13 @@ class Worker:
         self._next_beat = 0.0
         self._next_restart_check = 0.0
         self._current: str | None = None
-        #: the next job, claimed while one runs but not yet started (see ``_prefetch``)
-        self._held: Reservation | None = None
+        #: the next jobs, claimed while one runs but not yet started (see ``_prefetch``)
+        self._held: deque[Reservation] = deque()
         self._held_since = 0.0
+        #: finished jobs whose acknowledgement waits for the next round trip, and the running
+        #: job if its start is yet to be counted (see ``_advance``)
+        self._unacked: list[Reservation] = []
+        self._unbegun: Reservation | None = None
         #: whether the last job was short enough for prefetching to pay off
         self._short = True
         self._prefetches = (
@@ -106,6 +115,12 @@ class Worker:
             and not isinstance(runner, InlineRunner)
             and options.prefetch_hold > 0
         )
+        #: jobs claimed ahead of the running one (``--prefetch``)
+        self._depth = 0
+        if self._prefetches:
+            depth = options.prefetch
+            self._depth = cast(Prefetch, driver).prefetch_depth if depth is None else depth
+            self._prefetches = self._depth > 0
 
     def run(self) -> int:
         self.signals.install()
@@ -139,6 +154,7 @@ class Worker:
             self.signals.uninstall()
             self.runner.stop()
             self._hand_back_held()
+            self._flush_deferred()
             self._quietly(lambda: self.driver.forget_worker(self.id))
             self.events.emit(WorkerStopping(self.driver.connection, 0, reason))
             log.info("worker %s stopping: %s (%d jobs)", self.id, reason, self.processed)
@@ -177,6 +193,7 @@ class Worker:
     def _start(self, reservation: Reservation) -> _Running:
         running = self._running(reservation)
         self.runner.start(running.attempt)
+        self._held_since = time.monotonic()  # the queued jobs now wait behind this one
         return running
 
     def _attempt(self, reservation: Reservation) -> Attempt:
@@ -195,27 +212,69 @@ class Worker:
     def _settle_and_start_next(self, finished: _Running, outcome: Outcome) -> _Running | None:
         """Settle the finished job and start the next before logging, so the executor works
         while this process logs. A prefetched job starts first, so the executor runs it while
-        this process settles the last one and prefetches the one after."""
+        this process settles the last one and tops up the prefetched ones."""
         want_next = not (self.options.once or self._stop_reason())
         self._short = time.perf_counter() - finished.started < self.options.prefetch_hold
+        self._ended(finished.reservation, outcome)
         if not want_next:
             self._hand_back_held()
-        held = self._held  # still held: the executor went straight on to it
-        if held is None:
-            claimed = self._settle_and_claim(finished.reservation, outcome, want_next)
-            if claimed is None:
+        if not self._held:
+            n = 1 + self._wanted(starting=1) if want_next else 0
+            claimed = self._advance(finished.reservation, outcome, n, count=True)
+            if not claimed:
                 return None
-            running = self._start(claimed)
+            running = self._start(claimed[0])
+            self._hold(claimed[1:])
             self._prefetch()
             return running
-        self._held = None
-        running = self._start(held)
-        self._hold(
-            self._settle_and_claim(
-                finished.reservation, outcome, self._may_prefetch(), begin=held, count=False
-            )
-        )
+        running = self._start(self._begin(self._held.popleft()))
+        if not self._defer(finished.reservation, outcome):
+            self._hold(self._advance(finished.reservation, outcome, self._wanted()))
         return running
+
+    def _ended(self, reservation: Reservation, outcome: Outcome) -> None:
+        """A job ended before the round trip that was to count its start: a job simply
+        acknowledged needs no count; any other outcome counts it now, before it is settled."""
+        if self._unbegun is not reservation:
+            return
+        plain = outcome.kind in (Kind.COMPLETED, Kind.DISCARDED)
+        if plain and bus_settlement(self.driver, reservation, outcome) is None:
+            self._unbegun = None
+        else:
+            self._flush_deferred()
+
+    def _begin(self, held: Reservation) -> Reservation:
+        """A prefetched job starts: its attempt is counted at the next round trip."""
+        self._unbegun = held
+        return held
+
+    def _defer(self, reservation: Reservation, outcome: Outcome, ready: bool = False) -> bool:
+        """Keep a plain acknowledgement for the next round trip if the executor has already
+        finished the job after it too (``ready``, or its outcome waits in the pipe): that
+        round trip then serves both, and counting the start of a job that has already ended
+        would serve nothing."""
+        if outcome.kind not in (Kind.COMPLETED, Kind.DISCARDED):
+            return False
+        # not once the queue runs low: the round trip tops it up while the executor still
+        # has work, so that it never waits for this process
+        if len(self._held) < max(1, self._depth // 2):
+            return False
+        if not (ready or self.runner.outcome_ready()):
+            return False
+        if bus_settlement(self.driver, reservation, outcome) is not None:
+            return False
+        self._unacked.append(reservation)
+        return True
+
+    def _wanted(self, starting: int = 0) -> int:
+        """How many jobs to prefetch now to keep ``--prefetch`` queued, besides ``starting``
+        jobs claimed to start at once."""
+        if not self._may_prefetch():
+            return 0
+        n = self._depth - len(self._held)
+        if self.options.max_jobs:
+            n = min(n, self.options.max_jobs - self.started - starting - len(self._held))
+        return max(n, 0)
 
     def _may_prefetch(self) -> bool:
         opts = self.options
@@ -224,53 +283,84 @@ class Worker:
         return not (opts.max_jobs and self.started >= opts.max_jobs)
 
     def _prefetch(self) -> None:
-        """Claim the next job while this one runs, without counting its attempt (the backend
-        counts it when the job starts): a claim that never starts, because the worker stops or
-        dies, goes back having cost nothing."""
-        if self._held is None and self._may_prefetch():
+        """Claim the next jobs while this one runs, without counting their attempts (the
+        backend counts each when it starts): a claim that never starts, because the worker
+        stops or dies, goes back having cost nothing."""
+        n = self._wanted() if not self._held else 0
+        if n:
             driver = cast(Prefetch, self.driver)
-            self._hold(
-                self._quietly(lambda: driver.prefetch(self.options.queues, self.options.lease))
-            )
+            queues, lease = self.options.queues, self.options.lease
+            claimed = self._quietly(lambda: driver.ack_many_and_claim([], None, queues, lease, n))
+            self._hold(claimed[1] if claimed else [])
 
-    def _hold(self, reservation: Reservation | None) -> None:
-        """Keep a prefetched job, queued in the executor behind the running one."""
-        self._held, self._held_since = reservation, time.monotonic()
-        if reservation is not None:
-            self._queue(reservation)
+    def _hold(self, reservations: list[Reservation]) -> None:
+        """Keep prefetched jobs, queued in the executor behind the running one."""
+        if reservations and not self._held:
+            self._held_since = time.monotonic()
+        for reservation in reservations:
+            self._queue(reservation, len(self._held))
+            self._held.append(reservation)
 
-    def _queue(self, reservation: Reservation) -> None:
-        self.runner.queue(self._attempt(reservation))
+    def _queue(self, reservation: Reservation, behind: int) -> None:
+        self.runner.queue(self._attempt(reservation), behind)
 
     def _held_too_long(self, now: float) -> bool:
-        """The running job is long: the prefetched one should go to another worker."""
-        return self._held is not None and now - self._held_since >= self.options.prefetch_hold
+        """The running job is long: the prefetched ones should go to another worker."""
+        return bool(self._held) and now - self._held_since >= self.options.prefetch_hold
 
     def _hand_back_held(self) -> None:
-        """Give the prefetched job back uncounted, unless the executor has already started it
-        (the running job just ended): then it stays held, and starts as the next job."""
-        held = self._held
-        if held is not None and self.runner.recall():
-            self._held = None
-            self._quietly(lambda: held.release(0))
+        """Give the prefetched jobs back uncounted, except those the executor has already
+        started (the running job just ended): they stay held, and start in turn."""
+        if not self._held:
+            return
+        started = self.runner.recall()
+        kept = [r for r in self._held if r.id in started]
+        for held in self._held:
+            if held.id not in started:
+                self._quietly(lambda held=held: held.release(0))  # type: ignore[misc]
+        self._held = deque(kept)
+
+    def _advance(
+        self, reservation: Reservation, outcome: Outcome, n: int, count: bool = False
+    ) -> list[Reservation]:
+        """Settle a finished job, with the acknowledgements deferred before it, count the start
+        of the running prefetched job, and claim up to ``n`` jobs (with ``count`` the first
+        starts now, the others are prefetches): all in one round trip when the job is simply
+        acknowledged."""
+        bus_write = bus_settlement(self.driver, reservation, outcome)
+        plain_ack = bus_write is None and outcome.kind in (Kind.COMPLETED, Kind.DISCARDED)
+        alone = count and n <= 1 and not self._unacked and self._unbegun is None
+        if not self._prefetches or alone:
+            claimed = self._settle_and_claim(reservation, outcome, n > 0)
+            return [claimed] if claimed is not None else []
+        if plain_ack:
+            self._unacked.append(reservation)
+        else:
+            self._settle(reservation, outcome, bus_write)
+        return self._flush_deferred(n, count)
+
+    def _flush_deferred(self, n: int = 0, count: bool = False) -> list[Reservation]:
+        """Send the deferred acknowledgements and start, claiming up to ``n`` jobs too."""
+        done, begin = self._unacked, self._unbegun
+        self._unacked, self._unbegun = [], None
+        if not (done or begin or n):
+            return []
+        driver = cast(Prefetch, self.driver)
+        queues, lease = self.options.queues, self.options.lease
+        acked, claimed = self._persist(
+            lambda: driver.ack_many_and_claim(done, begin, queues, lease, n, count)
+        )
+        for reservation, ok in zip(done, acked, strict=True):
+            if not ok:
+                log.warning("job %s: lease was lost before settling", reservation.id)
+        return claimed
 
     def _settle_and_claim(
-        self,
-        reservation: Reservation,
-        outcome: Outcome,
-        want_next: bool,
-        begin: Reservation | None = None,
-        count: bool = True,
+        self, reservation: Reservation, outcome: Outcome, want_next: bool
     ) -> Reservation | None:
-        """Settle a job, count the start of ``begin`` (a prefetched job), and if ``want_next``
-        claim the next one (a prefetch unless ``count``): a plain acknowledgement, the start
-        and the claim share one round trip where the backend can do them together."""
+        """Settle a job and, if ``want_next``, claim the next one: a plain acknowledgement and
+        the claim share one round trip where the backend can do them together."""
         bus_write = bus_settlement(self.driver, reservation, outcome)
-        if begin is not None or not count:
-            prefetched = cast(PrefetchedReservation, reservation)
-            return self._settle_begin_and_claim(
-                prefetched, outcome, bus_write, want_next, begin, count
-            )
         plain_ack = bus_write is None and outcome.kind in (Kind.COMPLETED, Kind.DISCARDED)
         # a chained or batched job settles through the bus, which may claim the next job too
         combined = getattr(
@@ -286,34 +376,6 @@ class Worker:
         claimed = self._reserve(wait=0.0) if want_next else None
         self._settle(reservation, outcome, bus_write)
         return claimed
-
-    def _settle_begin_and_claim(
-        self,
-        reservation: PrefetchedReservation,
-        outcome: Outcome,
-        bus_write: Callable[[], bool] | None,
-        want_next: bool,
-        begin: Reservation | None,
-        count: bool,
-    ) -> Reservation | None:
-        queues, lease = self.options.queues, self.options.lease
-        plain_ack = bus_write is None and outcome.kind in (Kind.COMPLETED, Kind.DISCARDED)
-        if want_next and plain_ack:
-            acked, claimed = self._persist(
-                lambda: reservation.ack_and_reserve(queues, lease, begin=begin, count=count)
-            )
-            if not acked:
-                log.warning("job %s: lease was lost before settling", reservation.id)
-            return claimed
-        self._settle(reservation, outcome, bus_write)
-        if begin is not None and not self._persist(cast(PrefetchedReservation, begin).begin):
-            log.warning("job %s: lease was lost before it started", begin.id)
-        if not want_next:
-            return None
-        if count:
-            return self._reserve(wait=0.0)
-        driver = cast(Prefetch, self.driver)
-        return self._persist(lambda: driver.prefetch(queues, lease))
 
     def _finish(self, running: _Running) -> Outcome:
         reservation, attempt = running.reservation, running.attempt
@@ -367,8 +429,8 @@ class Worker:
             if now >= next_renew:
                 next_renew = now + renew_every
                 self._renew(reservation)
-                if self._held is not None:
-                    self._renew(self._held)
+                for held in self._held:
+                    self._renew(held)
             if self._held_too_long(now):
                 self._hand_back_held()
             self._beat(now)

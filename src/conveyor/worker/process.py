@@ -29,6 +29,7 @@ import select
 import signal
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
 from types import FrameType
@@ -112,29 +113,32 @@ def _fields(
 class Gate:
     """Who gets a queued job: the child starting it or the control process recalling it.
 
-    Each queued request carries a sequence number ``seq``; the shared value holds ``seq`` once
-    the child started it and ``-seq`` once it was recalled. The lock is almost never contended,
-    so a check costs about 0.6 µs here, without a system call.
+    Each queued request carries a sequence number ``seq``, growing with each one. The shared
+    marks hold the last ``seq`` the child started and the range the control process last
+    recalled: the child skips a request in that range, and a recall takes every request in it
+    that the child has not started. A range, not a threshold: a job taken off the queue as
+    started (``ForkedChild.take_queued``) may still be on its way to the child, and must not
+    be caught by a later recall. The lock is almost never contended, so a check costs about
+    0.6 µs here, without a system call.
     """
 
     def __init__(self, ctx: Any) -> None:
-        self._value = ctx.Value("q", 0)
+        self._marks = ctx.Array("q", 3)  # last started, first and last recalled
 
     def enter(self, seq: int) -> bool:
         """Child: may the queued job ``seq`` start? Not if it was recalled."""
-        with self._value.get_lock():
-            if self._value.value == -seq:
+        with self._marks.get_lock():
+            if self._marks[1] <= seq <= self._marks[2]:
                 return False
-            self._value.value = seq
+            self._marks[0] = seq
             return True
 
-    def recall(self, seq: int) -> bool:
-        """Control process: stop the queued job ``seq`` from starting, unless it already has."""
-        with self._value.get_lock():
-            if self._value.value == seq:
-                return False
-            self._value.value = -seq
-            return True
+    def recall(self, first: int, last: int) -> int:
+        """Control process: stop the queued jobs ``first`` to ``last`` that have not started;
+        returns the last ``seq`` started, so that the jobs after it are the ones recalled."""
+        with self._marks.get_lock():
+            self._marks[1], self._marks[2] = first, last
+            return int(self._marks[0])
 
 
 def _interruption(text: str) -> BaseException:
@@ -236,10 +240,9 @@ class ForkedChild:
         self._proc: Any = None
         self._conn: Connection | None = None
         self._gate: Gate | None = None
-        #: the sequence number of the job queued behind the running one (0: none), and the last
-        #: one given out
-        self._queued = 0
-        self._queued_id = ""
+        #: (sequence number, job id) of the jobs queued behind the running one, in order, and the
+        #: last sequence number given out
+        self._queued: deque[tuple[int, str]] = deque()
         self._seq = 0
         self.children_started = 0
         #: the child grew past ``--memory``: replace it once it is idle
@@ -283,45 +286,53 @@ class ForkedChild:
             conn.send_bytes(request)
 
     @property
-    def queued(self) -> bool:
-        """Whether a job waits in the child's pipe behind the running one."""
-        return self._queued != 0
+    def queued(self) -> int:
+        """How many jobs wait in the child's pipe behind the running one."""
+        return len(self._queued)
 
-    def _queue(self, job_id: str, encode: Callable[[int], bytes]) -> None:
-        """Queue a request behind the running job, where that is done.
+    def _queue(self, job_id: str, behind: int, encode: Callable[[int], bytes]) -> None:
+        """Queue a request behind the running job and the ``behind`` jobs queued before it.
 
-        Not with ``--memory``: the child is replaced after a job that grew too big, and a job
+        Refused, and the job later handed over as usual, where queueing cannot keep the order:
+        when fewer than ``behind`` are queued (the child was replaced meanwhile); and with
+        ``--memory``, since the child is replaced after a job that grew too big, and a job
         queued behind it would start before the replacement.
         """
-        if self._memory_limit is not None or self._conn is None or self._queued:
+        conn = self._conn
+        if self._memory_limit is not None or conn is None or len(self._queued) != behind:
             return
         self._seq += 1
         try:
-            self._conn.send_bytes(encode(self._seq))
+            conn.send_bytes(encode(self._seq))
         except OSError:  # the child is gone: the caller starts the job on a new one later
             return
-        self._queued, self._queued_id = self._seq, job_id
+        self._queued.append((self._seq, job_id))
 
-    def recall(self) -> bool:
-        """Keep the queued job from starting: True if it will not run (recalled, or lost with
-        its child), False if the child has already started it."""
-        seq, gate = self._queued, self._gate
-        if not seq:
-            return True
-        if gate is not None and not gate.recall(seq):
-            return False
-        self._queued = 0
-        return True
+    def recall(self) -> set[str]:
+        """Keep the queued jobs from starting; returns the ids of those the child has already
+        started, which stay queued and run. The others will not run (recalled, or lost with
+        their child)."""
+        if not self._queued or self._gate is None:
+            self._queued.clear()
+            return set()
+        started = self._gate.recall(self._queued[0][0], self._queued[-1][0])
+        while self._queued and self._queued[-1][0] > started:
+            self._queued.pop()
+        return {job_id for _, job_id in self._queued}
 
     def take_queued(self, job_id: str) -> bool:
         """The running job's outcome has arrived: is the queued job ``job_id`` running now?
-        The child goes straight on to it, so yes, unless it was lost with a child that was
-        replaced."""
-        queued, self._queued = self._queued, 0
-        if not queued:
+        The child goes straight on to the first queued job, so yes, unless it was lost with a
+        child that was replaced."""
+        if not self._queued:
             return False
-        assert job_id == self._queued_id, "a job is queued in the child; start that one first"
+        _, first = self._queued.popleft()
+        assert job_id == first, "a job is queued in the child; start that one first"
         return True
+
+    def outcome_ready(self) -> bool:
+        """Whether another outcome already waits in the pipe."""
+        return self._conn is not None and self._conn.poll(0)
 
     def kill(self) -> None:
         proc = self._proc
@@ -344,11 +355,12 @@ class ForkedChild:
             proc.join(2)
             if proc.is_alive():
                 self.kill()
-        self._proc, self._conn, self.bloated, self._queued = None, None, False, 0
+        self._proc, self._conn, self.bloated = None, None, False
+        self._queued.clear()
 
     def _discard(self) -> None:
         self.bloated = False
-        self._queued = 0
+        self._queued.clear()
         if self._conn is not None:
             self._conn.close()
         if self._proc is not None:
@@ -398,10 +410,13 @@ class ChildRunner(ForkedChild):
         self._hand_over(_request.encode(_fields("run", attempt)))
         self._started = time.monotonic()
 
-    def queue(self, attempt: Attempt) -> None:
-        """Queue ``attempt`` behind the running one (see ``ForkedChild.queued``); ``start()``
-        it once the running one's outcome has arrived, as for any other attempt."""
-        self._queue(attempt.id, lambda seq: _request.encode(_fields("run", attempt, seq=seq)))
+    def queue(self, attempt: Attempt, behind: int) -> None:
+        """Queue ``attempt`` behind the running one and ``behind`` queued ones (see
+        ``ForkedChild._queue``); ``start()`` it once the outcome before it has arrived, as for
+        any other attempt."""
+        self._queue(
+            attempt.id, behind, lambda seq: _request.encode(_fields("run", attempt, seq=seq))
+        )
 
     def wait(
         self,
@@ -490,11 +505,16 @@ class InlineRunner:
     def start(self, attempt: Attempt) -> None:
         self._attempt = attempt
 
-    def queue(self, attempt: Attempt) -> None:
+    queued = 0
+
+    def queue(self, attempt: Attempt, behind: int) -> None:
         """Nothing runs beside this process's own job: a prefetched job cannot wait queued."""
 
-    def recall(self) -> bool:
-        return True
+    def recall(self) -> set[str]:
+        return set()
+
+    def outcome_ready(self) -> bool:
+        return False
 
     def wait(
         self,

@@ -27,6 +27,12 @@ T = TypeVar("T")
 
 
 class DatabaseDriver:
+    #: jobs a worker claims ahead by default (``drivers.base.Prefetch``): one, because each
+    #: further claim is a statement of its own, and one transaction of several statements
+    #: cost more than the round trips it saved (PostgreSQL drained 1,326 jobs/s with four
+    #: ahead against 2,451 with one)
+    prefetch_depth = 1
+
     def __init__(
         self,
         connection: str,
@@ -241,6 +247,51 @@ class DatabaseDriver:
             return acked, begun, self.claim_in(queues, lease, token, count)
 
         return self.run(statements, durable=False)
+
+    def ack_many_and_claim(
+        self,
+        done: Sequence[SQLReservation],
+        begin: SQLReservation | None,
+        queues: Sequence[str],
+        lease: float,
+        n: int,
+        count: bool = False,
+    ) -> tuple[list[bool], list[SQLReservation]]:
+        """Delete the jobs ``done``, count the start of the prefetched ``begin`` and claim up
+        to ``n`` jobs (with ``count`` the first starts now, the others are prefetches) in one
+        transaction; one job each way takes
+        ``take``'s one statement where the dialect has one."""
+        started = None if begin is None else (begin.id, begin.token, begin.attempts)
+        if n == 1 and len(done) <= 1:
+            first = (done[0].id, done[0].token) if done else None
+            acked, begun, claimed = self.take(queues, lease, first, started, count)
+            flags, found = ([acked] if done else []), ([claimed] if claimed else [])
+        else:
+            # fixed before the first try: a retry finds what a lost commit claimed (claim_in)
+            tokens = [uuid.uuid4().hex for _ in range(n)]
+
+            def statements(cur: Any) -> tuple[list[bool], bool, list[SQLReservation]]:
+                flags = []
+                for job in done:
+                    cur.execute(
+                        self.sql("DELETE FROM conveyor_jobs WHERE id = ? AND token = ?"),
+                        (job.id, job.token),
+                    )
+                    flags.append(cur.rowcount == 1)
+                begun = started is not None and self.begin_in(cur, started)
+                found = []
+                for i, token in enumerate(tokens):
+                    claimed = self.claim_in(queues, lease, token, count and i == 0)
+                    if claimed is None:
+                        break
+                    found.append(claimed)
+                return flags, begun, found
+
+            flags, begun, found = self.run(statements, durable=False)
+        if begin is not None and not begun:
+            log.warning("job %s: lease was lost before it started; another worker may run it",
+                        begin.id)  # fmt: skip
+        return flags, found
 
     def begin_in(self, cur: Any, begin: Begin) -> bool:
         """Count a prefetched job's attempt, inside the caller's transaction. The count is set,

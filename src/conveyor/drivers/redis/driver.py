@@ -37,6 +37,10 @@ CLUSTER_SLICE = 0.1
 
 
 class RedisDriver:
+    #: jobs a worker claims ahead by default (``drivers.base.Prefetch``): claims are cheap
+    #: inside one script, so one round trip serves several jobs
+    prefetch_depth = 4
+
     def __init__(
         self, connection: str, conn: RedisConnection, *, prefix: str = "conveyor",
         block_for: float | None = None,
@@ -169,6 +173,81 @@ class RedisDriver:
 
         found, _ = self._claim_with(queues, lease, send, count)
         return acked, begun, found
+
+    def ack_many_and_claim(
+        self,
+        done: Sequence[RedisReservation],
+        begin: RedisReservation | None,
+        queues: Sequence[str],
+        lease: float,
+        n: int,
+        count: bool = False,
+    ) -> tuple[list[bool], list[RedisReservation]]:
+        """Acknowledge the jobs ``done``, count the start of the prefetched ``begin``, and claim
+        up to ``n`` jobs (with ``count`` the first starts now, the others are prefetches) in
+        one script: a worker that prefetches
+        several jobs pays one round trip for several (see ack_many_claim.lua).
+
+        On a cluster that holds only when every key shares one slot; otherwise each step is
+        its own call.
+        """
+        slots = {self.keys(q).slot for q in queues} | {r._keys.slot for r in done}
+        if begin is not None:
+            slots.add(begin._keys.slot)
+        if self.conn.cluster and len(slots) > 1:
+            acked = [r.ack() for r in done]
+            begun = begin is None or begin.begin()
+            claimed = []
+            for i in range(n):
+                found = self._claim(queues, lease, count and i == 0)[0]
+                if found is None:
+                    break
+                claimed.append(found)
+        else:
+            acked, begun, claimed = self._ack_many_and_claim(done, begin, queues, lease, n, count)
+        if not begun and begin is not None:
+            log.warning("job %s: lease was lost before it started; another worker may run it",
+                        begin.id)  # fmt: skip
+        return acked, claimed
+
+    def _ack_many_and_claim(
+        self,
+        done: Sequence[RedisReservation],
+        begin: RedisReservation | None,
+        queues: Sequence[str],
+        lease: float,
+        n: int,
+        count: bool,
+    ) -> tuple[list[bool], bool, list[RedisReservation]]:
+        started = begin._keys if begin is not None else self.keys(queues[0])
+        keys = [started.token, started.attempts]
+        args: list[Any] = []
+        for r in done:
+            k = r._keys
+            keys += [*k.for_settle(), k.payload, k.attempts]
+            args += [r.id, r.token]
+        keys += self._reserve_keys(queues)
+        # kept until a reply arrives: a retried call claims with the same tokens and gets the
+        # jobs the lost call claimed (see lib_claim.lua)
+        token = getattr(self._pending, "token", None) or os.urandom(16).hex()
+        self._pending.token = token
+        head = [repr(float(lease)), token, MIGRATE_LIMIT, int(count), n]
+        head += [begin.id, begin.token, begin.attempts] if begin else ["", "", 0]
+        reply = self.conn.eval("ack_many_claim", keys, [*head, len(done), *args])
+        self._pending.token = None
+        if reply[1]:
+            self._flush_handoffs(queues)
+        m = len(done)
+        acked = [bool(flag) for flag in reply[2 : 2 + m]]
+        claimed = []
+        for i, at in enumerate(range(2 + m, len(reply), 4), start=1):
+            q, job_id, payload, attempts = reply[at : at + 4]
+            keys_of = self.keys(queues[int(q) - 1])
+            found = RedisReservation(
+                self, keys_of, job_id.decode(), payload, int(attempts), f"{token}:{i}", lease
+            )
+            claimed.append(found)
+        return acked, bool(reply[0]), claimed
 
     def _claim_with(
         self,

@@ -14,9 +14,9 @@ from importlib import resources
 
 _INCLUDE = "--! include "
 NAMES = (
-    "push", "reserve", "ack_reserve", "begin", "ack", "release", "extend", "fail", "fail_handoff",
-    "size", "clear", "heartbeat", "failed_record", "failed_forget", "failed_flush",
-    "failed_page",
+    "push", "reserve", "ack_reserve", "ack_many_claim", "begin", "ack", "release", "extend",
+    "fail", "fail_handoff", "size", "clear", "heartbeat", "failed_record", "failed_forget",
+    "failed_flush", "failed_page",
 )  # fmt: skip
 
 
