@@ -1,8 +1,9 @@
 """Conveyor, on every backend whose driver is present in this checkout and whose server answers.
 
 The worker is ``conveyor --app adapters.conveyor_adapter work`` with the connection given as
-``CONVEYOR_CONNECTION=<url>``, exactly as a user starts it. No-op jobs are plain ``handle()``;
-the I/O job is ``async def handle`` (what the issue's I/O target compares).
+``CONVEYOR_CONNECTION=<url>``, exactly as a user starts it, plus ``BENCH_CONVEYOR_ARGS`` (to
+compare one setting A/B). No-op jobs are plain ``handle()``; the I/O job is ``async def handle``
+(what the issue's I/O target compares).
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ class Adapter(Base):
         cmd += ["--queue", QUEUE]
         if mode == "one" and _has_concurrency_option():
             cmd += ["--concurrency", "1"]
-        return cmd
+        return cmd + os.environ.get("BENCH_CONVEYOR_ARGS", "").split()
 
     def available_backends(self) -> dict[str, str]:
         found = {}
