@@ -215,13 +215,39 @@ def test_ack_and_reserve_retried_after_a_lost_reply_gets_the_same_job(
     held = driver.reserve(["q"], 30)
     assert held is not None
     k = driver.keys("q")
-    keys = [*k.for_settle(), k.payload, k.attempts, k.token, k.attempts, *k.for_reserve()]
-    args = [held.id, held.token, "30", "lost-reply", 100, 1, "", "", 0]
+    keys = [*k.for_settle(), k.payload, k.attempts, *k.for_reserve()]
+    args = [held.id, held.token, "30", "lost-reply", 100, 1]
     first = driver.conn.eval("ack_reserve", keys, args)
     again = driver.conn.eval("ack_reserve", keys, args)
     assert (first[0], again[0]) == (1, 0)
-    assert again[2:6] == first[2:6] and int(first[5]) == 1
+    assert again[1:5] == first[1:5] and int(first[4]) == 1
     assert driver.size("q") == QueueSize(1, 0, 1)
+
+
+def test_ack_many_and_claim_retried_after_a_lost_reply_gets_the_same_jobs(
+    driver: RedisDriver,
+) -> None:
+    driver.push_many([message("q") for _ in range(5)])
+    held = driver.reserve(["q"], 30)
+    assert held is not None
+    k = driver.keys("q")
+    keys = [k.token, k.attempts, *k.for_settle(), k.payload, k.attempts, *k.for_reserve()]
+    args = ["30", "lost-reply", 100, 0, 2, "", "", 0, 1, held.id, held.token]
+    first = driver.conn.eval("ack_many_claim", keys, args)
+    again = driver.conn.eval("ack_many_claim", keys, args)
+    assert (first[2], again[2]) == (1, 0), "acknowledged once"
+    assert len(first) == 3 + 2 * 4 and again[3:] == first[3:], "the same two jobs, not two more"
+    assert driver.size("q") == QueueSize(2, 0, 2)
+
+
+def test_ack_many_and_claim_is_one_script_call(private: RedisServer) -> None:
+    drv = single.open_driver(private.url, single.new_prefix())
+    drv.push_many([message("q") for _ in range(6)])
+    _, (a, b, c) = drv.ack_many_and_claim([], None, ["q"], 30, 3)
+    before = commands(private, "evalsha")
+    acked, claimed = drv.ack_many_and_claim([a, b], c, ["q"], 30, 3)
+    assert acked == [True, True] and len(claimed) == 3
+    assert commands(private, "evalsha") - before == 1
 
 
 def test_ack_and_reserve_is_one_script_call(private: RedisServer) -> None:

@@ -150,14 +150,6 @@ class PrefetchedReservation(Reservation, Protocol):
         the lease was lost meanwhile."""
         ...
 
-    def ack_and_reserve(
-        self,
-        queues: Sequence[str],
-        lease: float,
-        begin: Reservation | None = None,
-        count: bool = True,
-    ) -> tuple[bool, Reservation | None]: ...
-
 
 class FailedJobStore(Protocol):
     def record(self, record: FailedRecord) -> None: ...

@@ -244,7 +244,11 @@ class Worker:
             self._flush_deferred()
 
     def _begin(self, held: Reservation) -> Reservation:
-        """A prefetched job starts: its attempt is counted at the next round trip."""
+        """A prefetched job starts: its attempt is counted at the next round trip. One job at
+        a time waits for that: another still running uncounted (an async job, beside which
+        this one starts) is counted first."""
+        if self._unbegun is not None:
+            self._flush_deferred()
         self._unbegun = held
         return held
 

@@ -53,21 +53,10 @@ class SQLReservation:
         return self._driver.run(delete, durable=bool(successors))
 
     def ack_and_reserve(
-        self,
-        queues: Sequence[str],
-        lease: float,
-        begin: SQLReservation | None = None,
-        count: bool = True,
+        self, queues: Sequence[str], lease: float
     ) -> tuple[bool, SQLReservation | None]:
-        """Acknowledge, count the start of the prefetched ``begin``, and claim the next job
-        (a prefetch unless ``count``) in one transaction: one commit per job."""
-        started = None if begin is None else (begin.id, begin.token, begin.attempts)
-        acked, begun, claimed = self._driver.take(
-            queues, lease, (self.id, self.token), started, count
-        )
-        if begin is not None and not begun:
-            log.warning("job %s: lease was lost before it started; another worker may run it",
-                        begin.id)  # fmt: skip
+        """Acknowledge and claim the next job in one transaction: one commit per job."""
+        acked, _, claimed = self._driver.take(queues, lease, (self.id, self.token))
         return acked, claimed
 
     def begin(self) -> bool:

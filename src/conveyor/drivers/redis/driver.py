@@ -152,27 +152,19 @@ class RedisDriver:
         return self._claim(queues, lease, count=False)[0]
 
     def claim_after_ack(
-        self,
-        settle: tuple[list[str], list[Any]],
-        begin: tuple[list[str], list[Any]],
-        queues: Sequence[str],
-        lease: float,
-        count: bool,
-    ) -> tuple[bool, bool, RedisReservation | None]:
-        """Acknowledge a job, count a prefetched job's start and claim the next from
-        ``queues`` in one script (one slot)."""
-        acked = begun = False
+        self, settle: tuple[list[str], list[Any]], queues: Sequence[str], lease: float
+    ) -> tuple[bool, RedisReservation | None]:
+        """Acknowledge a job and claim the next from ``queues`` in one script (one slot)."""
+        acked = False
 
         def send(keys: list[str], args: list[Any]) -> Any:
-            nonlocal acked, begun
-            reply = self.conn.eval(
-                "ack_reserve", [*settle[0], *begin[0], *keys], [*settle[1], *args, *begin[1]]
-            )
-            acked, begun = bool(reply[0]), bool(reply[1])
-            return reply[2:]
+            nonlocal acked
+            reply = self.conn.eval("ack_reserve", [*settle[0], *keys], [*settle[1], *args])
+            acked = bool(reply[0])
+            return reply[1:]
 
-        found, _ = self._claim_with(queues, lease, send, count)
-        return acked, begun, found
+        found, _ = self._claim_with(queues, lease, send)
+        return acked, found
 
     def ack_many_and_claim(
         self,

@@ -61,36 +61,19 @@ class RedisReservation:
         return bool(self._driver.conn.eval("ack", keys, args))
 
     def ack_and_reserve(
-        self,
-        queues: Sequence[str],
-        lease: float,
-        begin: RedisReservation | None = None,
-        count: bool = True,
+        self, queues: Sequence[str], lease: float
     ) -> tuple[bool, RedisReservation | None]:
-        """Remove the job, count the start of the prefetched ``begin``, and claim the next from
-        ``queues`` (a prefetch unless ``count``) in one script: one round trip per job for a
-        busy worker (see ack_reserve.lua).
+        """Remove the job and claim the next from ``queues`` in one script: one round trip per
+        job for a worker that does not prefetch (see ack_reserve.lua).
 
         On a cluster that holds only when every queue shares this job's slot; otherwise each
         step is its own call.
         """
         driver, k = self._driver, self._keys
         if driver.conn.cluster and any(driver.keys(q).slot != k.slot for q in queues):
-            acked = self.ack()
-            begun = begin is not None and begin.begin()
-            found = driver.reserve(queues, lease) if count else driver.prefetch(queues, lease)
-        else:
-            settle = ([*k.for_settle(), k.payload, k.attempts], [self.id, self.token])
-            started = begin if begin is not None else self
-            begin_keys = [started._keys.token, started._keys.attempts]
-            begin_args = [begin.id, begin.token, begin.attempts] if begin else ["", "", 0]
-            acked, begun, found = driver.claim_after_ack(
-                settle, (begin_keys, begin_args), queues, lease, count
-            )
-        if begin is not None and not begun:
-            log.warning("job %s: lease was lost before it started; another worker may run it",
-                        begin.id)  # fmt: skip
-        return acked, found
+            return self.ack(), driver.reserve(queues, lease)
+        settle = ([*k.for_settle(), k.payload, k.attempts], [self.id, self.token])
+        return driver.claim_after_ack(settle, queues, lease)
 
     def begin(self) -> bool:
         """Count the attempt of a prefetched job that starts now (see ``RedisDriver.prefetch``)."""
