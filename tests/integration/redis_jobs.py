@@ -131,6 +131,19 @@ class AsyncNap(Tick):
         log("end", self)
 
 
+class AsyncFlaky(Tick):
+    """``Flaky`` with an ``async def handle``: it runs beside the sync jobs queued around it."""
+
+    tries = 3
+
+    async def handle(self) -> None:
+        log("start", self)
+        await asyncio.sleep(0)
+        if self.attempts() < 3:
+            raise RuntimeError(f"attempt {self.attempts()} fails on purpose")
+        log("end", self)
+
+
 class Brief(Tick):
     """A quick job with a short timeout: it fails if its clock starts before it does."""
 

@@ -18,7 +18,18 @@ import pytest
 from conveyor import Conveyor, dispatch_many
 
 from .harness import Workers, wait_until
-from .redis_jobs import AsyncNap, Brief, Crash, Flaky, Hang, SlowTick, Tick, finished, read_runs
+from .redis_jobs import (
+    AsyncFlaky,
+    AsyncNap,
+    Brief,
+    Crash,
+    Flaky,
+    Hang,
+    SlowTick,
+    Tick,
+    finished,
+    read_runs,
+)
 from .redis_server import RedisServer
 from .test_redis_faults import default_app, server, use_app, worker_env
 
@@ -157,6 +168,34 @@ def test_prefetched_jobs_see_the_attempt_counted_for_them_and_run_once(
     assert Counter(seen == [1] for job, seen in attempts.items() if job not in flaky) == {
         True: len(ids) - len(flaky)
     }
+    assert set(finished(project)) == set(ids)
+    assert app.driver().failed.count() == 0
+    assert app.driver().size("default").total == 0
+
+
+def test_async_and_sync_jobs_prefetched_together_each_count_every_attempt(
+    project: Path, server: RedisServer, both_executors: Workers, use_app: list[Conveyor]
+) -> None:
+    """Eight ahead, async jobs among sync ones: an async job starts beside a sync job whose
+    start is not counted yet, and each failing job must still see attempts 1, 2, 3."""
+    app = default_app(project, server.url, use_app)
+    jobs: list[Tick] = []
+    for i in range(60):
+        jobs.append([Tick, Flaky, AsyncFlaky][i % 3](n=i))
+    ids = dispatch_many(jobs)
+    env = worker_env(server.url)
+    worker = both_executors.start(
+        "--stop-when-empty", "--prefetch", "8", "--prefetch-hold", "30", env=env
+    )
+    assert worker.wait(60) == 0, worker.stderr()
+    attempts: dict[str, list[int]] = {}
+    for r in read_runs(project, "start"):
+        attempts.setdefault(str(r["id"]), []).append(int(str(r["attempt"])))
+    expected = {
+        job_id: [1] if type(job) is Tick else [1, 2, 3]
+        for job_id, job in zip(ids, jobs, strict=True)
+    }
+    assert attempts == expected
     assert set(finished(project)) == set(ids)
     assert app.driver().failed.count() == 0
     assert app.driver().size("default").total == 0

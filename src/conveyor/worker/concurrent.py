@@ -133,6 +133,9 @@ class ConcurrentWorker(Worker):
         # starts when there is room, or goes back when the worker stops
         start_held = not flight.concurrent if self.pool.queued else room
         if not self._held or not start_held:
+            # held jobs start first, in order: the child may be running them already (an async
+            # job's outcome can be read before that of the sync job it was queued behind)
+            room = room and not self._held
             # after a sync job, the next is likely sync too: claim those to queue behind it now
             ahead = self._wanted(starting=1) if room and not flight.concurrent else 0
             claimed = self._advance(reservation, outcome, int(room) + ahead, count=True)
