@@ -118,8 +118,10 @@ class Gate:
     recalled: the child skips a request in that range, and a recall takes every request in it
     that the child has not started. A range, not a threshold: a job taken off the queue as
     started (``ForkedChild.take_queued``) may still be on its way to the child, and must not
-    be caught by a later recall. The lock is almost never contended, so a check costs about
-    0.6 µs here, without a system call.
+    be caught by a later recall. Each recall replaces the last range: jobs are queued again only
+    behind a job handed over after the recall, so the child has read past the recalled ones by
+    then. The lock is almost never contended, so a check costs about 0.6 µs here, without a
+    system call.
     """
 
     def __init__(self, ctx: Any) -> None:

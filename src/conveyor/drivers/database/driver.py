@@ -259,8 +259,8 @@ class DatabaseDriver:
     ) -> tuple[list[bool], list[SQLReservation]]:
         """Delete the jobs ``done``, count the start of the prefetched ``begin`` and claim up
         to ``n`` jobs (with ``count`` the first starts now, the others are prefetches) in one
-        transaction; one job each way takes
-        ``take``'s one statement where the dialect has one."""
+        transaction; one job each way takes ``take``'s one statement where the dialect has
+        one."""
         started = None if begin is None else (begin.id, begin.token, begin.attempts)
         if n == 1 and len(done) <= 1:
             first = (done[0].id, done[0].token) if done else None

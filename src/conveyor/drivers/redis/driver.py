@@ -177,8 +177,8 @@ class RedisDriver:
     ) -> tuple[list[bool], list[RedisReservation]]:
         """Acknowledge the jobs ``done``, count the start of the prefetched ``begin``, and claim
         up to ``n`` jobs (with ``count`` the first starts now, the others are prefetches) in
-        one script: a worker that prefetches
-        several jobs pays one round trip for several (see ack_many_claim.lua).
+        one script: a worker that prefetches several jobs pays one round trip for several (see
+        ack_many_claim.lua).
 
         On a cluster that holds only when every key shares one slot; otherwise each step is
         its own call.
