@@ -103,7 +103,7 @@ class ConcurrentWorker(Worker):
             self.signals.uninstall()
             self.pool.stop()
             self._hand_back_held()
-            self._flush_deferred()
+            self._quietly(self._flush_deferred)  # a forced stop must not end in a traceback
             self._quietly(lambda: self.driver.forget_worker(self.id))
             self.events.emit(WorkerStopping(self.driver.connection, 0, reason))
             log.info("worker %s stopping: %s (%d jobs)", self.id, reason, self.processed)
