@@ -30,25 +30,20 @@ def test_stop_when_empty_drains_the_queues_and_exits_0(workspace: Project) -> No
 
 @pytest.mark.parametrize(
     "args",
-    [["--spin", "0"], ["--spin", "0.01"], ["--spin", "0.01", "--concurrency", "1"]],
-    ids=["no-spin", "long-spin", "long-spin-serial"],
-)
-def test_the_executors_spin_changes_nothing_but_speed(workspace: Project, args: list[str]) -> None:
-    tags = ["a", "b", "c", "d", "e"]
-    for tag in tags:
-        workspace.enqueue("Ok", tag=tag)
-    result = workspace.run("work", "--stop-when-empty", *args)
-    assert result.returncode == 0, result.stderr
-    assert workspace.ran() == [f"ok {tag}" for tag in tags]
-    assert workspace.driver.size("default").total == 0
-
-
-@pytest.mark.parametrize(
-    "args",
-    [["--prefetch", "0"], ["--prefetch", "3"], ["--prefetch", "3", "--concurrency", "1"]],
-    ids=["no-prefetch", "three-ahead", "three-ahead-serial"],
-)
-def test_prefetching_changes_nothing_but_speed(workspace: Project, args: list[str]) -> None:
+    [
+        ["--spin", "0"],
+        ["--spin", "0.01"],
+        ["--spin", "0.01", "--concurrency", "1"],
+        ["--prefetch", "0"],
+        ["--prefetch", "3"],
+        ["--prefetch", "3", "--concurrency", "1"],
+    ],
+    ids=[
+        "no-spin", "long-spin", "long-spin-serial", "no-prefetch", "three-ahead",
+        "three-ahead-serial",
+    ],
+)  # fmt: skip
+def test_spin_and_prefetch_change_nothing_but_speed(workspace: Project, args: list[str]) -> None:
     tags = [f"t{i}" for i in range(12)]
     for tag in tags:
         workspace.enqueue("Ok", tag=tag)

@@ -32,9 +32,9 @@ def prefetching(driver: Driver) -> Any:
 
 
 def prefetch(driver: Any, *queues: str, lease: float = LEASE) -> Reservation:
-    found = driver.prefetch(list(queues), lease)
-    assert found is not None, f"expected a job on {queues}"
-    return found  # type: ignore[no-any-return]
+    _, found = driver.ack_many_and_claim([], None, list(queues), lease, 1)
+    assert found, f"expected a job on {queues}"
+    return found[0]  # type: ignore[no-any-return]
 
 
 def test_a_prefetched_claim_is_reserved_and_shows_the_attempt_it_will_be(driver: Driver) -> None:

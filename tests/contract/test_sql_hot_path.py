@@ -249,8 +249,8 @@ def test_the_one_step_claim_reads_any_queue_name_and_payload_back_unchanged(
 ) -> None:
     """Queue names travel as an array literal on PostgreSQL: quoting must hold for any name."""
     _push(sql, queue, "a", "b")
-    first = sql.prefetch([queue], LEASE)
-    assert first is not None and (first.id, first.queue) == ("a", queue)
+    _, (first,) = sql.ack_many_and_claim([], None, [queue], LEASE, 1)
+    assert (first.id, first.queue) == ("a", queue)
     acked, second = first.ack_and_reserve([queue], LEASE)
     assert acked and second is not None
     assert (second.id, second.queue, second.attempts) == ("b", queue, 1)

@@ -135,8 +135,8 @@ def test_a_database_migrated_before_prefetch_is_upgraded_and_keeps_the_old_routi
     upgraded = opener()
     upgraded.migrate()
     upgraded.push_many([Message("a", "default", b"{}"), Message("b", "default", b"{}")])
-    held = upgraded.prefetch(["default"], 30)  # type: ignore[attr-defined]
-    assert held is not None and held.attempts == 1
+    _, (held,) = upgraded.ack_many_and_claim([], None, ["default"], 30, 1)
+    assert held.attempts == 1
     old_call = (
         "SELECT acked, job_id FROM conveyor_take(ARRAY['default'], 30, 'old', NULL, NULL)"
         if kind == "FUNCTION"

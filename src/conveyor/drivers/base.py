@@ -111,10 +111,11 @@ class AckAndReserve(Protocol):
 class Prefetch(Protocol):
     """Optional on a driver: claim jobs ahead while one runs, without spending their attempts.
 
-    ``prefetch`` claims like ``reserve`` (no wait) but leaves the stored attempt count alone;
-    the reservation's ``attempts`` is what the count will be once the job starts, and its
-    ``begin()`` counts it then. A prefetched claim the worker never starts (it stops, or dies
-    and the lease runs out) goes back to the queue having cost nothing.
+    A prefetch claims like ``reserve`` (no wait) but leaves the stored attempt count alone; the
+    reservation's ``attempts`` is what the count will be once the job starts, and its
+    ``begin()`` (or the next ``ack_many_and_claim``) counts it then. A prefetched claim the
+    worker never starts (it stops, or dies and the lease runs out) goes back to the queue
+    having cost nothing.
 
     ``ack_many_and_claim`` is a busy worker's one round trip: acknowledge the jobs ``done``,
     count the start of the prefetched ``begin``, and claim up to ``n`` jobs, atomically: with
@@ -128,8 +129,6 @@ class Prefetch(Protocol):
     """
 
     prefetch_depth: int
-
-    def prefetch(self, queues: Sequence[str], lease: float) -> Reservation | None: ...
 
     def ack_many_and_claim(
         self,

@@ -210,11 +210,6 @@ class DatabaseDriver:
     def _claim(self, queues: Sequence[str], lease: float) -> SQLReservation | None:
         return self.take(queues, lease)[2]
 
-    def prefetch(self, queues: Sequence[str], lease: float) -> SQLReservation | None:
-        """Claim the next job without counting its attempt, which ``begin`` counts when it
-        starts: a claim held while another job runs costs no attempt if it never starts."""
-        return self.take(queues, lease, count=False)[2]
-
     def take(
         self,
         queues: Sequence[str],

@@ -146,11 +146,6 @@ class RedisDriver:
                 soonest = due
         return None, soonest
 
-    def prefetch(self, queues: Sequence[str], lease: float) -> RedisReservation | None:
-        """Claim the next job without counting its attempt, which ``begin`` counts when it
-        starts: a claim held while another job runs costs no attempt if it never starts."""
-        return self._claim(queues, lease, count=False)[0]
-
     def claim_after_ack(
         self, settle: tuple[list[str], list[Any]], queues: Sequence[str], lease: float
     ) -> tuple[bool, RedisReservation | None]:
