@@ -129,6 +129,41 @@ def test_a_take_retried_with_its_token_hands_over_the_job_it_claimed(
     assert server.size("q").reserved == 2
 
 
+def test_a_multi_claim_retried_with_its_token_hands_over_the_jobs_it_claimed(
+    pg: DatabaseDriver,
+) -> None:
+    """The same for PostgreSQL's several-jobs step: the retry finds every claim by its token,
+    in order, the first counted as the first call counted it."""
+    _push(pg, "q", "a", "b", "c", "d")
+    many = pg._taking_many
+    assert many is not None
+
+    def take(token: str, n: int) -> Any:
+        def call(cur: Any) -> Any:
+            return many.take_many(pg._connection(), ["q"], LEASE, token, [], None, n, True)
+
+        return pg.run(call, write=False)
+
+    first = take("token-a", 3)
+    claims = [(claim[1][0], claim[1][2], own) for claim, own in first[2]]
+    assert claims == [("a", 1, "token-a:0"), ("b", 1, "token-a:1"), ("c", 1, "token-a:2")]
+    assert take("token-a", 3) == first
+    assert [claim[1][0] for claim, _ in take("token-b", 3)[2]] == ["d"]
+    stored = pg.run(lambda cur: cur.execute(
+        "SELECT id, attempts FROM conveyor_jobs ORDER BY id").fetchall(), write=False)  # fmt: skip
+    assert stored == [("a", 1), ("b", 0), ("c", 0), ("d", 1)]
+
+
+def test_one_round_trip_claims_deep_only_where_one_statement_does_it(
+    sql: DatabaseDriver,
+) -> None:
+    """PostgreSQL claims many jobs in one statement and so prefetches deep by default; SQLite
+    and MariaDB/MySQL would need a statement per claim and keep one ahead."""
+    deep = sql.dialect.name == "postgresql"
+    assert sql.prefetch_depth == (DatabaseDriver.PREFETCH_DEPTH_MANY if deep else 1)
+    assert DatabaseDriver.PREFETCH_DEPTH_MANY > 1
+
+
 def _setting_inside(driver: DatabaseDriver, durable: bool) -> str:
     def read(cur: Any) -> str:
         cur.execute("SELECT current_setting('synchronous_commit')")
@@ -147,6 +182,8 @@ def test_worker_writes_skip_the_wal_flush_and_dispatches_wait_for_it(pg: Databas
     for call in (
         "SELECT * FROM conveyor_take(%s::text[], 30, 'tok')",
         "SELECT * FROM conveyor_step(%s::text[], 30, 'tok2', 1, NULL, NULL, NULL, NULL, NULL)",
+        "SELECT * FROM conveyor_step_many(%s::text[], 30, 'tok3', 1, 2, '{}', '{}', NULL, NULL,"
+        " NULL)",
     ):
         with raw.transaction():
             raw.execute(call, (["q"],))
@@ -163,6 +200,30 @@ def test_a_schema_without_the_take_routine_asks_for_conveyor_migrate(
     server.run(lambda cur: cur.execute(f"DROP {kind} conveyor_step"))
     with pytest.raises(ConfigError, match="conveyor migrate"):
         server.reserve(["q"], LEASE)
+
+
+def test_a_schema_without_the_multi_claim_function_asks_for_conveyor_migrate(
+    pg: DatabaseDriver,
+) -> None:
+    pg.migrate()
+    pg.run(lambda cur: cur.execute("DROP FUNCTION conveyor_step_many"))
+    with pytest.raises(ConfigError, match=r"migration 6.*conveyor migrate"):
+        pg.ack_many_and_claim([], None, ["q"], LEASE, 4)
+
+
+def test_a_database_migrated_before_the_multi_claim_gets_it_on_the_next_migrate(
+    pg: DatabaseDriver,
+) -> None:
+    pg.migrate()
+    pg.run(lambda cur: cur.execute("DROP FUNCTION conveyor_step_many"))
+    pg.run(lambda cur: cur.execute("DELETE FROM conveyor_migrations WHERE version = 6"))
+    _push(pg, "q", "a", "b")
+    upgraded = DatabaseDriver(pg.connection, pg.dialect, auto_migrate=True)
+    try:
+        _, claimed = upgraded.ack_many_and_claim([], None, ["q"], LEASE, 4)
+        assert [job.id for job in claimed] == ["a", "b"]
+    finally:
+        upgraded.close()
 
 
 def test_an_idle_mysql_worker_polls_fast_only_while_jobs_came_recently() -> None:
@@ -255,6 +316,12 @@ def test_the_one_step_claim_reads_any_queue_name_and_payload_back_unchanged(
     assert acked and second is not None
     assert (second.id, second.queue, second.attempts) == ("b", queue, 1)
     assert second.payload == b'{"id": "b"}'
+    _push(sql, queue, "c", "d")
+    acked_flags, claimed = sql.ack_many_and_claim([second], None, [queue], LEASE, 3)
+    assert acked_flags == [True]
+    assert [(job.id, job.queue, job.payload) for job in claimed] == [
+        ("c", queue, b'{"id": "c"}'), ("d", queue, b'{"id": "d"}')
+    ]  # fmt: skip
 
 
 def test_a_step_whose_prepared_statement_the_server_forgot_is_prepared_again(
@@ -269,3 +336,7 @@ def test_a_step_whose_prepared_statement_the_server_forgot_is_prepared_again(
     pg._connection().raw.execute("DISCARD ALL")
     acked, third = second.ack_and_reserve(["q"], LEASE)
     assert acked and third is not None and third.id == "c"
+    _push(pg, "q", "d", "e")
+    pg._connection().raw.execute("DEALLOCATE ALL")
+    flags, rest = pg.ack_many_and_claim([third], None, ["q"], LEASE, 2)
+    assert flags == [True] and [job.id for job in rest] == ["d", "e"]

@@ -129,6 +129,34 @@ class Taking(Protocol):
 
 
 @runtime_checkable
+class TakingMany(Protocol):
+    """Optional on a dialect: ``Taking`` for several jobs each way, still one statement.
+
+    With it a worker claims several jobs ahead and acknowledges them in batches, and one round
+    trip serves several jobs; without it each further claim is a statement of its own, and
+    the driver keeps workers to one job ahead.
+    """
+
+    def take_many(
+        self,
+        conn: DBConnection,
+        queues: Sequence[str],
+        lease: float,
+        token: str,
+        done: Sequence[tuple[str, str]],
+        begin: Begin | None,
+        n: int,
+        count: bool,
+    ) -> tuple[list[bool], bool, list[tuple[Claim, str]]]:
+        """Delete each of ``done`` (id, token) whose token still matches, count the start of
+        ``begin``, and claim up to ``n`` jobs in queue priority order, each under a token of
+        its own derived from ``token`` (with ``count`` the first starts now): whether each of
+        ``done`` was deleted, whether ``begin`` was counted, and the claims with their tokens.
+        A call repeated with the same ``token`` hands over what the first call claimed."""
+        ...
+
+
+@runtime_checkable
 class Pushing(Protocol):
     """Optional on a dialect: a dispatch in one statement that commits durably on its own."""
 

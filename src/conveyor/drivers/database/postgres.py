@@ -42,7 +42,15 @@ from .dialect import (
 )
 from .driver import DatabaseDriver
 from .postgres_connection import PGConnection, connect
-from .postgres_take import FUNCTIONS, STEP_FUNCTIONS, STEP_VERSION, VERSION, Taker
+from .postgres_take import (
+    FUNCTIONS,
+    MANY_FUNCTIONS,
+    MANY_VERSION,
+    STEP_FUNCTIONS,
+    STEP_VERSION,
+    VERSION,
+    Taker,
+)
 from .postgres_vacuum import Vacuumer
 from .schema import MIGRATIONS, render
 
@@ -73,7 +81,7 @@ SET attempts = j.attempts + %s, available_at = %s, reserved_at = %s, token = %s
 FROM next WHERE j.seq = next.seq
 RETURNING j.id, j.payload, j.attempts
 """
-_FUNCTIONS_AT = {VERSION: FUNCTIONS, STEP_VERSION: STEP_FUNCTIONS}
+_FUNCTIONS_AT = {VERSION: FUNCTIONS, STEP_VERSION: STEP_FUNCTIONS, MANY_VERSION: MANY_FUNCTIONS}
 #: A push whose COMMIT went through but whose answer was lost with the connection is retried
 #: by the driver; its rows are then already there, and the retry must succeed, not fail on a
 #: duplicate id (ids are fresh per dispatch, so nothing else ever collides).
@@ -271,6 +279,21 @@ class PostgresDialect:
         (``postgres_take``)."""
         assert isinstance(conn, PGConnection)
         return self._taker.take(conn, queues, lease, token, done, begin, count)
+
+    def take_many(
+        self,
+        conn: DBConnection,
+        queues: Sequence[str],
+        lease: float,
+        token: str,
+        done: Sequence[tuple[str, str]],
+        begin: Begin | None,
+        n: int,
+        count: bool,
+    ) -> tuple[list[bool], bool, list[tuple[Claim, str]]]:
+        """``take`` for several jobs each way, in one statement (``postgres_take``)."""
+        assert isinstance(conn, PGConnection)
+        return self._taker.take_many(conn, queues, lease, token, done, begin, n, count)
 
     def claim(
         self,

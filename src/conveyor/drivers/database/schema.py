@@ -90,6 +90,9 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
     # PostgreSQL and MariaDB/MySQL add ``conveyor_step``: the same, plus starting a prefetched
     # job and prefetching the next (the old routine stays for workers not yet upgraded)
     (5, []),
+    # PostgreSQL adds ``conveyor_step_many``: the same for several jobs each way, so that one
+    # statement serves a worker that claims several jobs ahead
+    (6, []),
 ]
 
 
