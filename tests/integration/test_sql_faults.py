@@ -112,15 +112,24 @@ def duplicates(entries: list[Entry]) -> set[str]:
     return {job for job, count in runs.items() if count > 1}
 
 
-def last_started(entries: list[Entry], pids: set[int], before: float = float("inf")) -> set[str]:
-    """Per worker, the two jobs it started last (before ``before``): the one it may have in
-    flight, and the one before it, whose acknowledgement travels in the same round trip as the
-    start of the next (a prefetched job starts first)."""
+def last_started(
+    entries: list[Entry], pids: set[int], depth: int, before: float = float("inf")
+) -> set[str]:
+    """Per worker, the jobs it started last (before ``before``) that may not be acknowledged:
+    the one it may have in flight, the one before it, whose acknowledgement travels in the
+    same round trip as the start of the next (a prefetched job starts first), and with
+    ``depth`` jobs prefetched, up to ``depth // 2`` more whose acknowledgements wait for the
+    next round trip (``Worker._defer``)."""
+    keep = depth // 2 + 2
     last: dict[int, list[str]] = {}
     for e in entries:
         if e.event == "start" and e.worker in pids and e.t < before:
-            last[e.worker] = [*last.get(e.worker, [])[-1:], e.job_id]
+            last[e.worker] = [*last.get(e.worker, [])[1 - keep :], e.job_id]
     return {job for jobs in last.values() for job in jobs}
+
+
+def _depth(app: Conveyor) -> int:
+    return int(getattr(app.driver(), "prefetch_depth", 1))
 
 
 def stop_cleanly(pool: list[WorkerProcess]) -> None:
@@ -153,7 +162,7 @@ def test_sigkill_of_workers_mid_run_loses_nothing(
     entries = wait_all_done(project, ids, 60)
     assert_settled(app)
     dead = {w.pid for w in victims}
-    in_flight = last_started(entries, dead)
+    in_flight = last_started(entries, dead, _depth(app))
     assert duplicates(entries) <= in_flight
     for job in in_flight:
         finished_by_victim = any(
@@ -228,7 +237,7 @@ def test_server_restart_mid_run_loses_nothing_and_workers_resume(
     entries = wait_all_done(project, ids, 60)
     assert_settled(app)
     assert not [e for e in entries if e.n < 0], "a job dispatched while down was stored"
-    in_flight = last_started(entries, {w.pid for w in pool}, before=stopped_at)
+    in_flight = last_started(entries, {w.pid for w in pool}, _depth(app), before=stopped_at)
     assert duplicates(entries) <= in_flight
     stop_cleanly(pool)
     app.close()

@@ -6,6 +6,7 @@ import functools
 import logging
 import logging.handlers
 import sys
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -61,6 +62,46 @@ def guarded(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+class _Formatter(logging.Formatter):
+    """The standard format, with the date and time formatted once per second, not per line."""
+
+    _second = -1
+    _stamp = ""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        second = int(record.created)
+        if second != self._second:
+            self._second = second
+            self._stamp = time.strftime(self.default_time_format, self.converter(second))
+        return f"{self._stamp},{int(record.msecs):03d}"
+
+
+class _Burst(logging.handlers.MemoryHandler):
+    """Hands its buffer to a stream in one write: the stream handler would write, and so make
+    a system call, once per line."""
+
+    def flush(self) -> None:
+        target = self.target
+        if not isinstance(target, logging.StreamHandler):
+            super().flush()
+            return
+        with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
+            lines = []
+            for record in self.buffer:
+                if record.levelno >= target.level and target.filter(record):
+                    try:
+                        lines.append(target.format(record) + target.terminator)
+                    except Exception:
+                        target.handleError(record)
+            if lines:
+                try:
+                    target.stream.write("".join(lines))
+                    target.flush()
+                except Exception:
+                    target.handleError(self.buffer[-1])
+            self.buffer.clear()
+
+
 def setup_logging(verbose: int) -> None:
     """Log to stderr through a small buffer: one write per burst of lines, not per job.
 
@@ -69,8 +110,8 @@ def setup_logging(verbose: int) -> None:
     waits (idle, or once a second during a long job), so a line is never more than ~1 s late.
     """
     stream = logging.StreamHandler(sys.stderr)
-    stream.setFormatter(logging.Formatter("%(asctime)s %(levelname)-5s %(message)s"))
-    buffered = logging.handlers.MemoryHandler(256, flushLevel=logging.WARNING, target=stream)
+    stream.setFormatter(_Formatter("%(asctime)s %(levelname)-5s %(message)s"))
+    buffered = _Burst(256, flushLevel=logging.WARNING, target=stream)
     root = logging.getLogger()
     root.addHandler(buffered)
     root.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)

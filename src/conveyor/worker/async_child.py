@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
 
@@ -34,10 +35,11 @@ from .signals import drain
 log = logging.getLogger("conveyor.worker")
 
 #: op ("run": a sync job, "task": an async one, "failed": its hook), job id, queue, connection,
-#: payload, attempts, error text (for "failed"), timeout (0: none), queued seq (``process.Gate``)
+#: payload, attempts, error text (for "failed"), timeout (0: none), queued seq (``process.Gate``);
+#: a message is a list of them
 _Request = tuple[str, str, str, str, bytes, int, str, float, int]
 _encode = msgspec.msgpack.Encoder().encode
-_decode_request = msgspec.msgpack.Decoder(_Request).decode
+_decode_requests = msgspec.msgpack.Decoder(list[_Request]).decode
 _decode_done = msgspec.msgpack.Decoder(list[tuple[str, Outcome]]).decode
 
 
@@ -73,6 +75,8 @@ class _Server:
         self.closed: asyncio.Future[None] = self.loop.create_future()
         self.tasks: set[asyncio.Task[None]] = set()
         self.outbox: list[tuple[str, Outcome]] = []
+        #: requests read but not yet taken: the rest of a message of several
+        self.pending: deque[_Request] = deque()
 
     async def serve(self) -> None:
         fd = self.conn.fileno()
@@ -90,13 +94,15 @@ class _Server:
         """Take requests until one starts a task: while nothing runs on the loop, the next
         request is awaited with a plain blocking read (after a ``process.Spin``), which is
         cheaper than a turn of the loop, so a stream of sync jobs costs what it costs in
-        ``process.ChildRunner``."""
+        ``process.ChildRunner``. The rest of a message waits in ``pending`` meanwhile."""
         while True:
-            try:
-                request = _decode_request(self.conn.recv_bytes())
-            except (EOFError, OSError):
-                self._close()
-                return
+            if not self.pending:
+                try:
+                    self.pending.extend(_decode_requests(self.conn.recv_bytes()))
+                except (EOFError, OSError):
+                    self._close()
+                    return
+            request = self.pending.popleft()
             op, job_id, queue, connection, payload, attempts, error, timeout, seq = request
             if op == "stop":
                 self._close()
@@ -109,12 +115,22 @@ class _Server:
                 task = self.loop.create_task(work)
                 self.tasks.add(task)
                 task.add_done_callback(self.tasks.discard)
+                if self.pending:  # the pipe may stay quiet: take the rest on the next turn
+                    self.loop.call_soon(self._take_pending)
                 return
             # a sync job runs here and now; beside async ones, it blocks them until it returns
             self._reply(attempt.id, self.executor.execute(attempt), at_once=True)
             if self.tasks or self.outbox:
+                if self.pending:
+                    self.loop.call_soon(self._take_pending)
                 return
-            self.spin_for_next()
+            if not self.pending:
+                self.spin_for_next()
+
+    def _take_pending(self) -> None:
+        """``_readable`` for requests already read: never a blocking read while tasks run."""
+        if self.pending:
+            self._readable()
 
     async def _run(self, attempt: Attempt, timeout: float) -> None:
         self._reply(attempt.id, await self.executor.execute_async(attempt, timeout or None))
@@ -147,7 +163,8 @@ class ConcurrentRunner(ForkedChild):
     """The control process's side: hand attempts over, collect outcomes as they finish."""
 
     _main = staticmethod(_child_main)
-    _stop_request = _encode(("stop", "", "", "", b"", 0, "", 0.0, 0))
+    _stop_request = _encode([("stop", "", "", "", b"", 0, "", 0.0, 0)])
+    _encode = staticmethod(_encode)
 
     def start(self, attempt: Attempt, timeout: float | None, concurrent: bool) -> None:
         """Hand an attempt over: ``concurrent`` ones become tasks, others run there and then.
@@ -155,7 +172,7 @@ class ConcurrentRunner(ForkedChild):
         if self.take_queued(attempt.id):
             return
         op = "task" if concurrent else "run"
-        self._hand_over(_encode(_request(op, attempt, timeout=timeout or 0.0)))
+        self._hand_over(_encode([_request(op, attempt, timeout=timeout or 0.0)]))
 
     def queue(self, attempt: Attempt, timeout: float | None, concurrent: bool, behind: int) -> None:
         """Queue an attempt behind the running sync job and ``behind`` queued ones (see
@@ -164,7 +181,7 @@ class ConcurrentRunner(ForkedChild):
         self._queue(
             attempt.id,
             behind,
-            lambda seq: _encode(_request(op, attempt, timeout=timeout or 0.0, seq=seq)),
+            lambda seq: _request(op, attempt, timeout=timeout or 0.0, seq=seq),
         )
 
     def collect(self, timeout: float, wakeup: int | None = None) -> list[tuple[str, Outcome]]:
@@ -206,7 +223,7 @@ class ConcurrentRunner(ForkedChild):
     ) -> None:
         """Run ``failed()`` for an attempt that died with its child; nothing else is running."""
         _, conn = self._ensure_child()
-        conn.send_bytes(_encode(_request("failed", attempt, f"{type(error).__name__}: {error}")))
+        conn.send_bytes(_encode([_request("failed", attempt, f"{type(error).__name__}: {error}")]))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:

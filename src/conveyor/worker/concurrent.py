@@ -170,6 +170,9 @@ class ConcurrentWorker(Worker):
             concurrent = env is not None and env.async_handle
             self.pool.queue(self._attempt(reservation), self._timeout_of(env), concurrent, behind)
 
+    def _send_queued(self) -> None:
+        self.pool.send_queued()
+
     def _launch(self, reservation: Reservation, prefetch: bool = True) -> None:
         """Start a claimed job; while a sync job runs, prefetch the next (see ``_prefetch``)."""
         running = self._running(reservation)

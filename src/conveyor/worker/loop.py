@@ -298,15 +298,22 @@ class Worker:
             self._hold(claimed[1] if claimed else [])
 
     def _hold(self, reservations: list[Reservation]) -> None:
-        """Keep prefetched jobs, queued in the executor behind the running one."""
-        if reservations and not self._held:
+        """Keep prefetched jobs, queued in the executor behind the running one (in one write
+        to its pipe)."""
+        if not reservations:
+            return
+        if not self._held:
             self._held_since = time.monotonic()
         for reservation in reservations:
             self._queue(reservation, len(self._held))
             self._held.append(reservation)
+        self._send_queued()
 
     def _queue(self, reservation: Reservation, behind: int) -> None:
         self.runner.queue(self._attempt(reservation), behind)
+
+    def _send_queued(self) -> None:
+        self.runner.send_queued()
 
     def _held_too_long(self, now: float) -> bool:
         """The running job is long: the prefetched ones should go to another worker."""

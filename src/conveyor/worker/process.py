@@ -8,7 +8,8 @@ also stops a job stuck in C code or a system call), notice a segfault or ``os._e
 it happens, and replace a child that grew past ``--memory`` between jobs.
 
 A prefetched job is queued in the pipe behind the running one, so the child goes straight on to
-it without waiting for the control process to hand it over. A shared ``Gate`` settles the race
+it without waiting for the control process to hand it over; jobs claimed together are queued in
+one message. A shared ``Gate`` settles the race
 between the child starting a queued job and the control process recalling it (to give it to an
 idle worker when the running job turns out long, or because the worker is stopping): exactly
 one of the two wins.
@@ -45,8 +46,9 @@ from .signals import drain
 log = logging.getLogger("conveyor.worker")
 
 _request = msgspec.msgpack.Encoder()
-#: op, job id, queue, connection, payload, attempts, error text (for "failed"), queued seq
-_decode_request = msgspec.msgpack.Decoder(tuple[str, str, str, str, bytes, int, str, int])
+#: a message to the child is a list of requests, several when jobs are queued together: op,
+#: job id, queue, connection, payload, attempts, error text (for "failed"), queued seq
+_decode_request = msgspec.msgpack.Decoder(list[tuple[str, str, str, str, bytes, int, str, int]])
 
 
 class Interrupted(Exception):
@@ -199,24 +201,27 @@ def _child_main(
     spin_for_next = Spin(conn.fileno(), spin)
     while True:
         try:
-            data = conn.recv_bytes()
+            requests = _decode_request.decode(conn.recv_bytes())
         except (EOFError, OSError):
             return
-        op, job_id, queue, connection, payload, attempts, error, seq = _decode_request.decode(data)
-        if op == "stop":
-            return
-        if seq and not gate.enter(seq):
-            continue  # recalled while queued: the control process handed it back
-        if op == "run":
-            outcome = executor.execute(Attempt(job_id, queue, connection, payload, attempts))
-            if report_rss:  # only --memory needs it: reading /proc costs ~20 % of a no-op job
-                outcome = msgspec.structs.replace(outcome, rss=_rss())
-            conn.send_bytes(pack(outcome))
-            spin_for_next()
-        else:
+        for i, (op, job_id, queue, connection, payload, attempts, error, seq) in enumerate(
+            requests, 1
+        ):
+            if op == "stop":
+                return
+            if seq and not gate.enter(seq):
+                continue  # recalled while queued: the control process handed it back
             attempt = Attempt(job_id, queue, connection, payload, attempts)
-            hook_error = executor.failed_hook_for(attempt, _interruption(error))
-            conn.send_bytes(pack(Outcome(kind=Kind.FAILED, error=hook_error)))
+            if op == "run":
+                outcome = executor.execute(attempt)
+                if report_rss:  # only --memory needs it: reading /proc costs ~20 % of a job
+                    outcome = msgspec.structs.replace(outcome, rss=_rss())
+                conn.send_bytes(pack(outcome))
+                if i == len(requests):  # else the next is already here
+                    spin_for_next()
+            else:
+                hook_error = executor.failed_hook_for(attempt, _interruption(error))
+                conn.send_bytes(pack(Outcome(kind=Kind.FAILED, error=hook_error)))
 
 
 class ForkedChild:
@@ -228,6 +233,8 @@ class ForkedChild:
     _main: Callable[[Connection, Connection, Callable[[], Executor], int, bool, Gate, float], None]
     #: the request that asks an idle child to exit
     _stop_request: bytes
+    #: a list of requests as one message
+    _encode: Callable[[list[Any]], bytes]
 
     def __init__(
         self,
@@ -246,6 +253,8 @@ class ForkedChild:
         #: last sequence number given out
         self._queued: deque[tuple[int, str]] = deque()
         self._seq = 0
+        #: requests queued since the last ``send_queued()``
+        self._unsent: list[Any] = []
         self.children_started = 0
         #: the child grew past ``--memory``: replace it once it is idle
         self.bloated = False
@@ -292,23 +301,33 @@ class ForkedChild:
         """How many jobs wait in the child's pipe behind the running one."""
         return len(self._queued)
 
-    def _queue(self, job_id: str, behind: int, encode: Callable[[int], bytes]) -> None:
-        """Queue a request behind the running job and the ``behind`` jobs queued before it.
+    def _queue(self, job_id: str, behind: int, request: Callable[[int], Any]) -> None:
+        """Queue a request behind the running job and the ``behind`` jobs queued before it;
+        ``send_queued()`` writes it.
 
         Refused, and the job later handed over as usual, where queueing cannot keep the order:
         when fewer than ``behind`` are queued (the child was replaced meanwhile); and with
         ``--memory``, since the child is replaced after a job that grew too big, and a job
         queued behind it would start before the replacement.
         """
-        conn = self._conn
-        if self._memory_limit is not None or conn is None or len(self._queued) != behind:
+        if self._memory_limit is not None or self._conn is None or len(self._queued) != behind:
             return
         self._seq += 1
-        try:
-            conn.send_bytes(encode(self._seq))
-        except OSError:  # the child is gone: the caller starts the job on a new one later
-            return
+        self._unsent.append(request(self._seq))
         self._queued.append((self._seq, job_id))
+
+    def send_queued(self) -> None:
+        """Write the requests queued since the last call as one message: one system call, and
+        at most one wakeup of the child, for several jobs."""
+        if not self._unsent:
+            return
+        batch, self._unsent = self._unsent, []
+        try:
+            assert self._conn is not None, "queued without a child"
+            self._conn.send_bytes(self._encode(batch))
+        except OSError:  # the child is gone: the caller starts the jobs on a new one later
+            for _ in batch:
+                self._queued.pop()
 
     def recall(self) -> set[str]:
         """Keep the queued jobs from starting; returns the ids of those the child has already
@@ -359,10 +378,12 @@ class ForkedChild:
                 self.kill()
         self._proc, self._conn, self.bloated = None, None, False
         self._queued.clear()
+        self._unsent.clear()
 
     def _discard(self) -> None:
         self.bloated = False
         self._queued.clear()
+        self._unsent.clear()
         if self._conn is not None:
             self._conn.close()
         if self._proc is not None:
@@ -374,7 +395,8 @@ class ChildRunner(ForkedChild):
     """One job at a time in the child: the plain executor of ``--concurrency 1``."""
 
     _main = staticmethod(_child_main)
-    _stop_request = _request.encode(("stop", "", "", "", b"", 0, "", 0))
+    _stop_request = _request.encode([("stop", "", "", "", b"", 0, "", 0)])
+    _encode = staticmethod(_request.encode)
 
     def __init__(
         self,
@@ -409,16 +431,14 @@ class ChildRunner(ForkedChild):
         if self.take_queued(attempt.id):
             self._started = time.monotonic()
             return
-        self._hand_over(_request.encode(_fields("run", attempt)))
+        self._hand_over(_request.encode([_fields("run", attempt)]))
         self._started = time.monotonic()
 
     def queue(self, attempt: Attempt, behind: int) -> None:
         """Queue ``attempt`` behind the running one and ``behind`` queued ones (see
         ``ForkedChild._queue``); ``start()`` it once the outcome before it has arrived, as for
         any other attempt."""
-        self._queue(
-            attempt.id, behind, lambda seq: _request.encode(_fields("run", attempt, seq=seq))
-        )
+        self._queue(attempt.id, behind, lambda seq: _fields("run", attempt, seq=seq))
 
     def wait(
         self,
@@ -466,7 +486,7 @@ class ChildRunner(ForkedChild):
         """Run the job's ``failed()`` hook in a fresh child for an attempt that died there."""
         proc, conn = self._ensure_child()
         conn.send_bytes(
-            _request.encode(_fields("failed", attempt, f"{type(error).__name__}: {error}"))
+            _request.encode([_fields("failed", attempt, f"{type(error).__name__}: {error}")])
         )
         if not wait([conn, proc.sentinel], timeout=timeout) or conn not in wait([conn], 0):
             self.kill()
@@ -511,6 +531,9 @@ class InlineRunner:
 
     def queue(self, attempt: Attempt, behind: int) -> None:
         """Nothing runs beside this process's own job: a prefetched job cannot wait queued."""
+
+    def send_queued(self) -> None:
+        pass
 
     def recall(self) -> set[str]:
         return set()
