@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 
 from ..drivers.base import Driver, Reservation
+from ..envelope import Envelope
 from ..errors import JobTimedOut, WorkerLost
 from ..events import EventBus, WorkerStopping
 from .async_child import ConcurrentRunner
@@ -60,6 +61,9 @@ class ConcurrentWorker(Worker):
         self.pool = runner
         self.concurrency = concurrency
         self._flights: dict[str, _Flight] = {}
+        #: envelope and timeout of each job queued in the child, decoded once for both its
+        #: queueing and its start
+        self._decoded: dict[str, tuple[Envelope | None, float | None]] = {}
         self._poll = _POLL_MIN
         self._next_renew = self._next_tick = 0.0
         self._told = False
@@ -110,14 +114,15 @@ class ConcurrentWorker(Worker):
         return 0
 
     def _has_room(self) -> bool:
-        """Whether to claim another job now."""
-        if self._stop_reason() or self.pool.bloated:
-            return False
-        if self.options.once and self.started >= 1:
-            return False
+        """Whether to claim another job now. The cheap checks first: while a sync job runs,
+        which is most of the time in a stream of them, the answer is no."""
         if len(self._flights) >= self.concurrency:
             return False
-        return all(f.concurrent for f in self._flights.values())
+        if not all(f.concurrent for f in self._flights.values()):
+            return False
+        if self._stop_reason() or self.pool.bloated:
+            return False
+        return not (self.options.once and self.started >= 1)
 
     def _settle_and_fill(self, flight: _Flight, outcome: Outcome, more: bool) -> None:
         """Settle a finished job and fill its place. A prefetched job starts first; the
@@ -168,16 +173,24 @@ class ConcurrentWorker(Worker):
         if any(not f.concurrent for f in self._flights.values()):
             env = envelope_of(reservation)
             concurrent = env is not None and env.async_handle
-            self.pool.queue(self._attempt(reservation), self._timeout_of(env), concurrent, behind)
+            timeout = self._timeout_of(env)
+            self._decoded[reservation.id] = (env, timeout)
+            self.pool.queue(self._attempt(reservation), timeout, concurrent, behind)
 
     def _send_queued(self) -> None:
         self.pool.send_queued()
 
+    def _hand_back_held(self) -> None:
+        super()._hand_back_held()
+        held = {reservation.id for reservation in self._held}
+        self._decoded = {k: v for k, v in self._decoded.items() if k in held}
+
     def _launch(self, reservation: Reservation, prefetch: bool = True) -> None:
         """Start a claimed job; while a sync job runs, prefetch the next (see ``_prefetch``)."""
-        running = self._running(reservation)
+        decoded = self._decoded.pop(reservation.id, None)
+        running = self._running(reservation, decoded[0] if decoded else None)
         concurrent = running.envelope is not None and running.envelope.async_handle
-        timeout = self._timeout_of(running.envelope)
+        timeout = decoded[1] if decoded else self._timeout_of(running.envelope)
         grace = ASYNC_GRACE if concurrent else 0.0
         deadline = time.monotonic() + timeout + grace if timeout else math.inf
         self._flights[reservation.id] = _Flight(running, deadline, concurrent)
@@ -212,7 +225,7 @@ class ConcurrentWorker(Worker):
         if self.signals.aborting and self._flights:
             self.pool.kill()
             return settled + self._all_lost(Interrupted(WorkerLost("the worker was stopped")))
-        overdue = [f for f in self._flights.values() if time.monotonic() >= f.deadline]
+        overdue = [f for f in self._flights.values() if now >= f.deadline]
         if overdue:
             self.pool.kill()
             settled += self._overdue(overdue)

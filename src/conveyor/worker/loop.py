@@ -40,7 +40,7 @@ from ..drivers.base import (
 from ..envelope import Envelope
 from ..errors import ConnectionUnavailable, PayloadError
 from ..events import EventBus, JobFailed, JobTimedOut, WorkerLooping, WorkerStopping
-from .executor import Attempt, WorkerDefaults, policy_for
+from .executor import Attempt, WorkerDefaults, policy_for, timeout_for
 from .outcome import Kind, Outcome
 from .process import ChildRunner, InlineRunner, Interrupted
 from .signals import StopSignals
@@ -202,12 +202,15 @@ class Worker:
             reservation.payload, reservation.attempts,
         )  # fmt: skip
 
-    def _running(self, reservation: Reservation) -> _Running:
-        """Count a claimed job as started and decode what the control process needs of it."""
+    def _running(self, reservation: Reservation, env: Envelope | None = None) -> _Running:
+        """Count a claimed job as started and decode what the control process needs of it
+        (unless already decoded: ``env``)."""
         attempt = self._attempt(reservation)
         self.started += 1
         self._current = reservation.id
-        return _Running(reservation, attempt, time.perf_counter(), envelope_of(reservation))
+        if env is None:
+            env = envelope_of(reservation)
+        return _Running(reservation, attempt, time.perf_counter(), env)
 
     def _settle_and_start_next(self, finished: _Running, outcome: Outcome) -> _Running | None:
         """Settle the finished job and start the next before logging, so the executor works
@@ -415,7 +418,7 @@ class Worker:
     def _timeout_of(self, env: Envelope | None) -> float | None:
         if env is None:
             return self.defaults.timeout
-        timeout = policy_for(env, self.defaults).timeout
+        timeout = timeout_for(env, self.defaults)
         return timeout if timeout and timeout > 0 else None
 
     def _renew_every(self) -> float:
