@@ -9,10 +9,9 @@ it happens, and replace a child that grew past ``--memory`` between jobs.
 
 A prefetched job is queued in the pipe behind the running one, so the child goes straight on to
 it without waiting for the control process to hand it over; jobs claimed together are queued in
-one message. A shared ``Gate`` settles the race
-between the child starting a queued job and the control process recalling it (to give it to an
-idle worker when the running job turns out long, or because the worker is stopping): exactly
-one of the two wins.
+one message. A shared ``Gate`` settles the race between the child starting a queued job and the
+control process recalling it (to give it to an idle worker when the running job turns out long,
+or because the worker is stopping): exactly one of the two wins.
 
 When a job ends and no next one is queued, the child polls its pipe for a moment (``Spin``)
 before it goes to sleep on it.
