@@ -283,7 +283,7 @@ class DatabaseDriver:
                 flags, begun, claims = many.take_many(
                     conn, queues, lease, token, pairs, started, n, count
                 )
-                found = [self._reservation(claim, own) for claim, own in claims]
+                found = (self._reservation(claim, own) for claim, own in claims)
                 return flags, begun, [r for r in found if r is not None]
 
             flags, begun, found = self.run(one_statement, write=False)

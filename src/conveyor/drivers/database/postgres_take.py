@@ -320,8 +320,7 @@ class Taker:
             mine = conn.raw.execute(_MINE, (list(queues), token)).fetchone()
             if mine is not None:
                 job_id, payload, attempts = mine[1:]
-                data = payload.encode() if isinstance(payload, str) else bytes(payload)
-                claim = (mine[0], (job_id, data, int(attempts) + 1 - int(count)))
+                claim = (mine[0], (job_id, _bytes(payload), int(attempts) + 1 - int(count)))
                 return done is not None, begin is not None, claim
         self._local.token = token
         done_id, done_token = done or (None, None)
@@ -393,14 +392,15 @@ class Taker:
         begun = _flag(rows[0][1])
         found: list[tuple[int, tuple[Claim, str]]] = []
         for _, _, nth, queue, job_id, payload, attempts in rows:
-            if nth is None or queue is None or job_id is None or payload is None:
+            if nth is None or queue is None or job_id is None or attempts is None:
                 continue  # the one row of a call that claimed nothing
             i = int(nth) - 1
-            claim = (queue.decode(encoding), (job_id.decode(encoding), payload, int(attempts or 0)))
+            claim = (queue.decode(encoding), (job_id.decode(encoding), payload, int(attempts)))
             found.append((i, (claim, f"{token}:{i}")))
         found.sort(key=lambda pair: pair[0])
         return [flag == b"t" for flag in acked if flag], begun, [c for _, c in found]
 
 
 def _bytes(payload: str | bytes) -> bytes:
+    """A payload read back through psycopg's cursor (text), as the one-statement path gives it."""
     return payload.encode() if isinstance(payload, str) else bytes(payload)
