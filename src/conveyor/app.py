@@ -8,10 +8,10 @@ files and environment on first use.
 from __future__ import annotations
 
 import importlib
-import os
 import threading
 from collections.abc import Iterable
 
+from . import forks
 from .config import Settings, load_settings
 from .drivers import open_driver
 from .drivers.base import Driver
@@ -35,14 +35,17 @@ class Conveyor:
         self._drivers: dict[str, Driver] = {}
         self._executor: Executor | None = None
         self._lock = threading.Lock()
-        self._pid = os.getpid()
+        self._fork = forks.generation()
 
     def driver(self, name: str | None = None) -> Driver:
         """The driver of a connection, opened once per process (never shared across a fork)."""
-        if os.getpid() != self._pid:
+        if self._fork != forks.generation():
             self._drivers.clear()
-            self._pid = os.getpid()
+            self._fork = forks.generation()
         key = name or self.settings.default
+        found = self._drivers.get(key)
+        if found is not None:
+            return found
         with self._lock:
             found = self._drivers.get(key)
             if found is None:
@@ -78,6 +81,8 @@ _current_lock = threading.Lock()
 
 def current_app() -> Conveyor:
     global _current
+    if _current is not None:
+        return _current
     with _current_lock:
         if _current is None:
             _current = Conveyor()

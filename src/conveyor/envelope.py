@@ -7,6 +7,7 @@ decoding, importing or running any user code.
 
 from __future__ import annotations
 
+import collections
 import os
 from typing import Any
 
@@ -60,13 +61,35 @@ _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Envelope)
 
 
+#: random version 4 UUIDs, made 256 at a time from one read of the OS's random source
+_ids: collections.deque[str] = collections.deque()
+_VERSION = bytes((b & 0x0F) | 0x40 for b in range(256))
+_VARIANT = bytes((b & 0x3F) | 0x80 for b in range(256))
+_IDS_PER_READ = 256
+#: a forked child must never hand out the ids its parent has, or will, hand out
+os.register_at_fork(after_in_child=_ids.clear)
+
+
+def _more_ids() -> list[str]:
+    raw = bytearray(os.urandom(16 * _IDS_PER_READ))
+    raw[6::16] = raw[6::16].translate(_VERSION)
+    raw[8::16] = raw[8::16].translate(_VARIANT)
+    digits = raw.hex()
+    return [digits[i : i + 32] for i in range(0, len(digits), 32)]
+
+
 def new_job_id() -> str:
-    """A random (version 4) UUID as 32 hex digits, without ``uuid.UUID``'s checks: a third of
-    the cost, which counts on a bulk dispatch."""
-    raw = bytearray(os.urandom(16))
-    raw[6] = (raw[6] & 0x0F) | 0x40
-    raw[8] = (raw[8] & 0x3F) | 0x80
-    return raw.hex()
+    """A random (version 4) UUID as 32 hex digits.
+
+    One ``os.urandom`` call per id is a system call per dispatch; reading 256 ids' worth at
+    once and setting the version bits on all of them with two ``translate`` calls costs a
+    quarter as much. ``deque.popleft`` is atomic, so threads never share an id.
+    """
+    try:
+        return _ids.popleft()
+    except IndexError:
+        _ids.extend(_more_ids())
+        return _ids.popleft()
 
 
 def encode(envelope: Envelope) -> bytes:

@@ -27,6 +27,18 @@ RESERVED_NAMES = frozenset(
     }
 )  # fmt: skip
 
+#: ``conveyor.dispatch`` imports this module, so its class is looked up on first use; a relative
+#: import statement inside ``pending()`` costs more than the rest of a dispatch's Python work
+_pending_class: type[PendingDispatch] | None = None
+
+
+def _load_pending_class() -> type[PendingDispatch]:
+    global _pending_class
+    from .dispatch import PendingDispatch
+
+    _pending_class = PendingDispatch
+    return PendingDispatch
+
 
 @dataclass_transform(kw_only_default=True)
 class Job:
@@ -111,9 +123,7 @@ class Job:
 
     # --- dispatching ----------------------------------------------------------------------
     def pending(self) -> PendingDispatch:
-        from .dispatch import PendingDispatch
-
-        return PendingDispatch(self)
+        return (_pending_class or _load_pending_class())(self)
 
     def dispatch(self) -> str:
         return self.pending().dispatch()

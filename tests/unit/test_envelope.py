@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 
 import pytest
@@ -56,6 +57,24 @@ def test_job_ids_are_version_4_uuids_in_hex() -> None:
         job_id = new_job_id()
         parsed = uuid.UUID(job_id)
         assert (parsed.hex, parsed.version, parsed.variant) == (job_id, 4, uuid.RFC_4122)
+
+
+def test_a_forked_child_never_hands_out_its_parents_next_ids() -> None:
+    """Ids are read ahead in batches: a child that kept the parent's batch would repeat ids."""
+    new_job_id()  # the parent now holds ids it has not handed out yet
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        os.write(write, "".join(new_job_id() for _ in range(50)).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        digits = pipe.read().decode()
+    os.waitpid(pid, 0)
+    child = {digits[i : i + 32] for i in range(0, len(digits), 32)}
+    parent = {new_job_id() for _ in range(50)}
+    assert len(child) == 50 and not child & parent
 
 
 @pytest.mark.parametrize(

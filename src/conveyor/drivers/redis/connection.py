@@ -16,7 +16,6 @@ that this one window bounds every call, a dispatch included.
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import time
 from collections.abc import Callable, Sequence
@@ -31,6 +30,7 @@ from redis.cluster import ClusterNode, RedisCluster
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
+from ... import forks
 from ...errors import ConfigError, ConnectionUnavailable
 from .scripts import Script, load_all
 
@@ -186,7 +186,7 @@ class RedisConnection:
         self._target = target
         self._client: Any = None
         self._idle: list[Any] = []
-        self._pid = os.getpid()
+        self._fork = forks.generation()
         self.cluster = target.mode == "cluster"
         self.retry_window = target.retry_window
         self.describe = describe
@@ -276,8 +276,8 @@ class RedisConnection:
         talks to a connection directly. A connection that failed is dropped, never reused;
         one whose command was refused is reused once every reply has been read.
         """
-        if self._pid != os.getpid():
-            self._idle, self._pid = [], os.getpid()
+        if self._fork != forks.generation():
+            self._idle, self._fork = [], forks.generation()
         try:
             conn = self._idle.pop()
         except IndexError:
