@@ -9,7 +9,6 @@ callbacks are stored with its failed record, in one step as well.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -98,7 +97,7 @@ class PendingChain:
             return prepared.id
         message = link_message(first, links[1:], catch)
         if self._delay:
-            message = dataclasses.replace(message, delay=self._delay)
+            message = msgspec.structs.replace(message, delay=self._delay)
         _check_size(message, first, target.app.settings.max_payload)
         driver.push(message)
         return message.id
