@@ -85,11 +85,11 @@ def new_job_id() -> str:
     once and setting the version bits on all of them with two ``translate`` calls costs a
     quarter as much. ``deque.popleft`` is atomic, so threads never share an id.
     """
-    try:
-        return _ids.popleft()
-    except IndexError:
-        _ids.extend(_more_ids())
-        return _ids.popleft()
+    while True:
+        try:
+            return _ids.popleft()
+        except IndexError:
+            _ids.extend(_more_ids())
 
 
 def encode(envelope: Envelope) -> bytes:
