@@ -178,10 +178,7 @@ class RedisDriver:
         On a cluster that holds only when every key shares one slot; otherwise each step is
         its own call.
         """
-        slots = {self.keys(q).slot for q in queues} | {r._keys.slot for r in done}
-        if begin is not None:
-            slots.add(begin._keys.slot)
-        if self.conn.cluster and len(slots) > 1:
+        if self.conn.cluster and len(self._slots(done, begin, queues)) > 1:
             acked = [r.ack() for r in done]
             begun = begin is None or begin.begin()
             claimed = []
@@ -196,6 +193,17 @@ class RedisDriver:
             log.warning("job %s: lease was lost before it started; another worker may run it",
                         begin.id)  # fmt: skip
         return acked, claimed
+
+    def _slots(
+        self, done: Sequence[RedisReservation], begin: RedisReservation | None,
+        queues: Sequence[str],
+    ) -> set[int]:  # fmt: skip
+        """The cluster slots one call would touch (hashing every key costs; one server only
+        has one slot, so only a cluster asks)."""
+        slots = {self.keys(q).slot for q in queues} | {r._keys.slot for r in done}
+        if begin is not None:
+            slots.add(begin._keys.slot)
+        return slots
 
     def _ack_many_and_claim(
         self,
