@@ -173,8 +173,8 @@ def make_client(target: Target) -> Any:
         return RedisCluster(startup_nodes=nodes, **kwargs)
     if target.mode == "sentinel":
         timeouts = {k: kwargs[k] for k in ("socket_timeout", "socket_connect_timeout")}
-        sentinel = Sentinel(list(target.nodes), sentinel_kwargs=timeouts, **kwargs)  # type: ignore[no-untyped-call]
-        return sentinel.master_for(target.service or "")  # type: ignore[no-untyped-call]
+        sentinel = Sentinel(list(target.nodes), sentinel_kwargs=timeouts, **kwargs)  # type: ignore[no-untyped-call, unused-ignore]
+        return sentinel.master_for(target.service or "")  # type: ignore[no-untyped-call, unused-ignore]
     host, port = target.nodes[0]
     return redis.Redis(host=host, port=port, **kwargs)
 
