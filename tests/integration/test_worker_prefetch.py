@@ -242,3 +242,49 @@ def test_a_queued_job_s_timeout_counts_from_its_start_not_from_its_queueing(
     assert finished(project) == {job_id: 1 for job_id in ids}
     assert app.driver().failed.count() == 0
     assert [r["attempt"] for r in brief] == [1]
+
+
+def script_calls(server: RedisServer) -> int:
+    stats = server.client().info("commandstats").get("cmdstat_evalsha", {})
+    return int(stats.get("calls", 0))
+
+
+def test_one_round_trip_acknowledges_and_tops_up_about_half_the_queue(
+    project: Path, server: RedisServer, both_executors: Workers, use_app: list[Conveyor]
+) -> None:
+    """With sixteen queued, the acknowledgements wait while eight or more are left: draining
+    160 short jobs takes about 20 script calls besides the worker's own bookkeeping, where one
+    round trip per job or two would take 80 to 160."""
+    app = default_app(project, server.url, use_app)
+    ids = dispatch_many([Tick(n=i, seconds=0.001) for i in range(160)])
+    before = script_calls(server)
+    env = worker_env(server.url)
+    worker = both_executors.start("--stop-when-empty", "--prefetch", "16", env=env)
+    assert worker.wait(60) == 0, worker.stderr()
+    assert finished(project) == {job_id: 1 for job_id in ids}
+    assert app.driver().size("default").total == 0
+    calls = script_calls(server) - before
+    assert calls <= 40, f"{calls} script calls for 160 jobs"
+
+
+def test_a_finished_job_is_acknowledged_while_the_job_after_it_runs_long(
+    project: Path, server: RedisServer, both_executors: Workers, use_app: list[Conveyor]
+) -> None:
+    """Acknowledgements kept for a later round trip go out as soon as a job runs long, not
+    when it ends: were the worker killed meanwhile, the finished jobs would run again. The
+    slow job starts with twelve queued behind it, enough to keep the acknowledgements of the
+    four before it waiting if nothing sent them."""
+    app = default_app(project, server.url, use_app)
+    jobs = dispatch_many(
+        [*(Tick(n=i) for i in range(4)), SlowTick(n=4, seconds=8.0),
+         *(Tick(n=i) for i in range(5, 17))]
+    )  # fmt: skip
+    before, slow = jobs[:4], jobs[4]
+    env = worker_env(server.url)
+    worker = both_executors.start("--prefetch", "16", "--prefetch-hold", "30", env=env)
+    wait_until(lambda: started(project, slow), 20, "the slow job to start")
+    assert all(finished(project)[job_id] == 1 for job_id in before)
+    # the slow job and the twelve queued behind it; the four finished ones acknowledged
+    wait_until(lambda: reserved(app) == 13, 5, "the finished jobs to be acknowledged")
+    assert finished(project)[slow] == 0, "acknowledged only when the slow job ended"
+    worker.kill()

@@ -111,8 +111,8 @@ def _queues(value: str) -> tuple[str, ...]:
     default=None,
     help="How many jobs to claim ahead while a sync job runs: one round trip to the queue "
     "server then serves several short jobs. 0: claim a job only when it can start. "
-    "[default: 4 on Redis, 16 on PostgreSQL, which claims them all in one statement; 1 on "
-    "SQLite and MariaDB/MySQL, where each claim is a statement of its own]",
+    "[default: 16 on Redis and PostgreSQL, which claim them all in one call; 1 on SQLite "
+    "and MariaDB/MySQL, where each claim is a statement of its own]",
 )
 @click.option(
     "--spin",

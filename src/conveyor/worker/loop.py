@@ -5,12 +5,12 @@ the job runs, settles the outcome with writes fenced by the reservation's token,
 through a broken connection to the queue's server by retrying with capped backoff.
 
 While a job runs it prefetches the next few (``--prefetch``, on a backend with
-``drivers.base.Prefetch``; four on Redis, one on SQL databases): claims whose attempt is
-counted only when the job starts, so one that never starts costs nothing. The prefetched jobs
-wait queued in the executor, which goes straight on from one to the next; one round trip then
-acknowledges the finished jobs, counts the start of the running one and tops the queue up.
-While the executor is ahead of this process (the next outcome is already in), that round trip
-waits for it, so that one serves several jobs. If the running job turns out long, or the
+``drivers.base.Prefetch``; sixteen on Redis and PostgreSQL, one on SQLite and MySQL): claims
+whose attempt is counted only when the job starts, so one that never starts costs nothing. The
+prefetched jobs wait queued in the executor, which goes straight on from one to the next; one
+round trip then acknowledges the finished jobs, counts the start of the running one and tops
+the queue up. While the executor still has half of them queued, the acknowledgements wait for
+a later round trip, so that one serves several jobs. If the running job turns out long, or the
 worker is told to stop, the queued jobs are recalled and handed back, unless the executor has
 already started them.
 """
@@ -255,18 +255,17 @@ class Worker:
         self._unbegun = held
         return held
 
-    def _defer(self, reservation: Reservation, outcome: Outcome, ready: bool = False) -> bool:
-        """Keep a plain acknowledgement for the next round trip if the executor has already
-        finished the job after it too (``ready``, or its outcome waits in the pipe): that
-        round trip then serves both, and counting the start of a job that has already ended
-        would serve nothing."""
+    def _defer(self, reservation: Reservation, outcome: Outcome) -> bool:
+        """Keep a plain acknowledgement for a later round trip while the executor still has
+        half of ``--prefetch`` queued: that round trip then acknowledges every job finished
+        meanwhile, counts the start of the running one and tops the queue up, while the
+        executor works through the other half. Once half the queue is gone, the round trip
+        goes at once, so the top-up arrives before the executor runs dry; and what is kept
+        goes out whenever a wait for the executor ends without an outcome (a job runs long),
+        so an acknowledgement never waits behind a long job."""
         if outcome.kind not in (Kind.COMPLETED, Kind.DISCARDED):
             return False
-        # not once the queue runs low: the round trip tops it up while the executor still
-        # has work, so that it never waits for this process
         if len(self._held) < max(1, self._depth // 2):
-            return False
-        if not (ready or self.runner.outcome_ready()):
             return False
         if bus_settlement(self.driver, reservation, outcome) is not None:
             return False
@@ -445,6 +444,7 @@ class Worker:
                 self._renew(reservation)
                 for held in self._held:
                     self._renew(held)
+            self._flush_deferred()  # the job runs long: the kept acknowledgements go now
             if self._held_too_long(now):
                 self._hand_back_held()
             self._beat(now)
