@@ -131,9 +131,16 @@ class Prefetch(Protocol):
 
     ``prefetch_depth`` is how many jobs a worker claims ahead unless told otherwise: as many as
     one round trip can claim cheaply.
+
+    ``keep_acks``: whether a worker keeps its acknowledgements for a later round trip while
+    half of its prefetched jobs are still queued, so that one round trip serves about half a
+    queue of jobs. Right where a round trip is short next to the jobs left (Redis); where it
+    is long (a SQL transaction), the executor would run dry meanwhile, and a worker keeps them
+    only when its executor is already ahead of it (the next outcome is in).
     """
 
     prefetch_depth: int
+    keep_acks: bool
 
     def ack_many_and_claim(
         self,

@@ -100,8 +100,8 @@ class ConcurrentWorker(Worker):
                     self.pool.stop()  # bloated (--memory): replaced at the next claim
                     continue
                 collected = self._collect()
-                for flight, outcome in collected:
-                    self._settle_and_fill(flight, outcome)
+                for i, (flight, outcome) in enumerate(collected):
+                    self._settle_and_fill(flight, outcome, more=i + 1 < len(collected))
                     self._log(flight.running, outcome)
         finally:
             self.signals.uninstall()
@@ -124,11 +124,11 @@ class ConcurrentWorker(Worker):
             return False
         return not (self.options.once and self.started >= 1)
 
-    def _settle_and_fill(self, flight: _Flight, outcome: Outcome) -> None:
+    def _settle_and_fill(self, flight: _Flight, outcome: Outcome, more: bool) -> None:
         """Settle a finished job and fill its place. A prefetched job starts first; the
         settlement, its start and the next claims (prefetches if there is no room for them to
-        start) then share one round trip, which waits for later outcomes while half the queue
-        is left (see ``Worker._defer``)."""
+        start) then share one round trip, which may wait to serve later outcomes too, as when
+        ``more`` came in with this one (see ``Worker._defer``)."""
         reservation = flight.running.reservation
         if not flight.concurrent:
             self._short = time.perf_counter() - flight.running.started < self.options.prefetch_hold
@@ -149,7 +149,7 @@ class ConcurrentWorker(Worker):
                 self._hold(claimed[1:])
             return
         self._launch(self._begin(self._held.popleft()), prefetch=False)
-        if self._defer(reservation, outcome):
+        if self._defer(reservation, outcome, more):
             return
         room = self._has_room() and not self._held  # the held ones start first, in order
         n = 1 if room else self._wanted()

@@ -9,8 +9,8 @@ While a job runs it prefetches the next few (``--prefetch``, on a backend with
 whose attempt is counted only when the job starts, so one that never starts costs nothing. The
 prefetched jobs wait queued in the executor, which goes straight on from one to the next; one
 round trip then acknowledges the finished jobs, counts the start of the running one and tops
-the queue up. While the executor still has half of them queued, the acknowledgements wait for
-a later round trip, so that one serves several jobs. If the running job turns out long, or the
+the queue up. While the executor still has half of them queued, the acknowledgements may wait
+for a later round trip, so that one serves several jobs. If the running job turns out long, or the
 worker is told to stop, the queued jobs are recalled and handed back, unless the executor has
 already started them.
 """
@@ -117,10 +117,12 @@ class Worker:
         )
         #: jobs claimed ahead of the running one (``--prefetch``)
         self._depth = 0
+        self._keep_acks = False
         if self._prefetches:
             depth = options.prefetch
             self._depth = cast(Prefetch, driver).prefetch_depth if depth is None else depth
             self._prefetches = self._depth > 0
+            self._keep_acks = cast(Prefetch, driver).keep_acks
 
     def run(self) -> int:
         self.signals.install()
@@ -255,17 +257,19 @@ class Worker:
         self._unbegun = held
         return held
 
-    def _defer(self, reservation: Reservation, outcome: Outcome) -> bool:
-        """Keep a plain acknowledgement for a later round trip while the executor still has
-        half of ``--prefetch`` queued: that round trip then acknowledges every job finished
-        meanwhile, counts the start of the running one and tops the queue up, while the
-        executor works through the other half. Once half the queue is gone, the round trip
-        goes at once, so the top-up arrives before the executor runs dry; and what is kept
-        goes out whenever a wait for the executor ends without an outcome (a job runs long),
-        so an acknowledgement never waits behind a long job."""
+    def _defer(self, reservation: Reservation, outcome: Outcome, ready: bool = False) -> bool:
+        """Keep a plain acknowledgement for a later round trip, so that one serves several
+        jobs, while the executor still has half of ``--prefetch`` queued: always on a backend
+        whose round trip is short (``keep_acks``), else only when the executor has already
+        finished the next job too (``ready``, or its outcome waits in the pipe). Once the
+        queue runs low the round trip goes at once, so the top-up arrives before the executor
+        runs dry; and what is kept goes out whenever a wait for the executor ends without an
+        outcome (a job runs long), so an acknowledgement never waits behind a long job."""
         if outcome.kind not in (Kind.COMPLETED, Kind.DISCARDED):
             return False
         if len(self._held) < max(1, self._depth // 2):
+            return False
+        if not (self._keep_acks or ready or self.runner.outcome_ready()):
             return False
         if bus_settlement(self.driver, reservation, outcome) is not None:
             return False

@@ -350,6 +350,10 @@ class ForkedChild:
         assert job_id == first, "a job is queued in the child; start that one first"
         return True
 
+    def outcome_ready(self) -> bool:
+        """Whether another outcome already waits in the pipe."""
+        return self._conn is not None and self._conn.poll(0)
+
     def kill(self) -> None:
         proc = self._proc
         if proc is not None and proc.pid:
@@ -532,6 +536,9 @@ class InlineRunner:
 
     def recall(self) -> set[str]:
         return set()
+
+    def outcome_ready(self) -> bool:
+        return False
 
     def wait(
         self,

@@ -41,6 +41,7 @@ class RedisDriver:
     #: inside one script, and with sixteen queued one round trip acknowledges and tops up
     #: about eight jobs (see ``worker.loop.Worker._defer``)
     prefetch_depth = 16
+    keep_acks = True
 
     def __init__(
         self, connection: str, conn: RedisConnection, *, prefix: str = "conveyor",
