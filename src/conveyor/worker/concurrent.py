@@ -221,7 +221,7 @@ class ConcurrentWorker(Worker):
             self._next_tick = now + min(1.0, self._renew_every())
             self._look_after(now)
         if not settled:
-            self._flush_deferred()  # a job runs long: the kept acknowledgements go now
+            self._flush_deferred(persist=False)  # a job runs long: what was kept goes now
             if self._held_too_long(now):
                 self._hand_back_held()
         if self.signals.aborting and self._flights:

@@ -356,17 +356,32 @@ class Worker:
             self._settle(reservation, outcome, bus_write)
         return self._flush_deferred(n, count)
 
-    def _flush_deferred(self, n: int = 0, count: bool = False) -> list[Reservation]:
-        """Send the deferred acknowledgements and start, claiming up to ``n`` jobs too."""
+    def _flush_deferred(
+        self, n: int = 0, count: bool = False, persist: bool = True
+    ) -> list[Reservation]:
+        """Send the deferred acknowledgements and start, claiming up to ``n`` jobs too.
+
+        Without ``persist`` it is tried once, as a lease renewal is, and what fails stays kept
+        for the next round trip: so it is sent while a job runs long, between the waits that
+        watch the job's deadline, which must not stall on a server that is down."""
         done, begin = self._unacked, self._unbegun
         self._unacked, self._unbegun = [], None
         if not (done or begin or n):
             return []
         driver = cast(Prefetch, self.driver)
         queues, lease = self.options.queues, self.options.lease
-        acked, claimed = self._persist(
-            lambda: driver.ack_many_and_claim(done, begin, queues, lease, n, count)
-        )
+
+        def send() -> tuple[list[bool], list[Reservation]]:
+            return driver.ack_many_and_claim(done, begin, queues, lease, n, count)
+
+        try:
+            acked, claimed = self._persist(send) if persist else send()
+        except ConnectionUnavailable:
+            self._unacked, self._unbegun = done, begin
+            if persist:
+                raise
+            log.debug("sending %d kept acknowledgement(s) failed; kept for later", len(done))
+            return []
         for reservation, ok in zip(done, acked, strict=True):
             if not ok:
                 log.warning("job %s: lease was lost before settling", reservation.id)
@@ -448,7 +463,7 @@ class Worker:
                 self._renew(reservation)
                 for held in self._held:
                     self._renew(held)
-            self._flush_deferred()  # the job runs long: the kept acknowledgements go now
+            self._flush_deferred(persist=False)  # the job runs long: what was kept goes now
             if self._held_too_long(now):
                 self._hand_back_held()
             self._beat(now)
