@@ -25,6 +25,8 @@ class Pool:
         self.folder = folder
         self.procs: list[subprocess.Popen[bytes]] = []
         self.kills = 0
+        #: each SIGKILL of a whole worker: when, and the pids it took (control and executor)
+        self.whole_kills: list[tuple[float, frozenset[int]]] = []
         env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(REPO_ROOT), env.get("PYTHONPATH"))))
         self.env = env
@@ -48,6 +50,9 @@ class Pool:
         else:
             proc.kill()
             proc.wait(10)
+            self.whole_kills.append(
+                (time.time(), frozenset({proc.pid, *(c.pid for c in children)}))
+            )
             self.procs[i] = self._start()
         self.kills += 1
 
