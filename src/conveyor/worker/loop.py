@@ -352,13 +352,13 @@ class Worker:
             return [claimed] if claimed is not None else []
         if plain_ack:
             self._unacked.append(reservation)
-        elif self._unbegun is not None and not count:
-            # the running job's start is counted first: until then a SIGKILL of this process
-            # would send it back uncounted, and this settlement is a round trip of its own
-            self._hold(self._flush_deferred(n))
-            self._settle(reservation, outcome, bus_write)
-            return []
         else:
+            if self._unbegun is not None and not count:
+                # the running job's start is counted first: until then a SIGKILL of this
+                # process would send it back uncounted, and this settlement is a round trip of
+                # its own (the claims are held before it, so a stop during it hands them back)
+                self._hold(self._flush_deferred(n))
+                n = 0
             self._settle(reservation, outcome, bus_write)
         return self._flush_deferred(n, count)
 
