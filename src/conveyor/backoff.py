@@ -21,7 +21,7 @@ def normalize(value: float | Sequence[float] | str | None) -> list[float] | None
         items = [float(value)]
     else:
         items = [float(v) for v in value]
-    if not items or any(v < 0 for v in items):
+    if not items or any(not 0 <= v <= 1e10 for v in items):  # NaN fails this too
         raise ValueError(f"backoff must be one or more non-negative numbers, got {value!r}")
     return items
 

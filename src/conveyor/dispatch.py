@@ -16,7 +16,7 @@ from . import backoff as backoff_mod
 from . import envelope as envelope_mod
 from .drivers.base import Message
 from .envelope import Envelope
-from .errors import ConveyorError, PayloadTooLarge
+from .errors import ConveyorError, PayloadTooLarge, SerializationError
 from .events import JobQueued
 from .job import Job
 from .serialization import encode_fields
@@ -86,7 +86,12 @@ def build_envelope(
         async_handle=cls.async_handle,
         dispatched_at=time.time(),
     )
-    payload = envelope_mod.encode(env)
+    try:
+        payload = envelope_mod.encode(env)
+    except UnicodeEncodeError as exc:
+        raise SerializationError(
+            cls.job_name, None, f"a string argument is not valid Unicode ({exc.reason})"
+        ) from None
     if len(payload) > max_payload:
         raise PayloadTooLarge(
             cls.job_name, None,

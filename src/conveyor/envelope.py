@@ -9,34 +9,51 @@ from __future__ import annotations
 
 import collections
 import os
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
 from .errors import PayloadError
 
 DEFAULT_MAX_PAYLOAD = 1024 * 1024
+#: how deep a payload may nest, all of it: a job's arguments may nest ``serialization.MAX_DEPTH``
+#: (100) levels, and a chain link puts them four levels down, a batch a chain reaches six.
+#: Python's own recursion limit is about 1,000 frames: a payload of 1,000 nested lists crashed
+#: the decoder, and one a little shallower made the decode in the executor run out of stack.
+MAX_DEPTH = 128
+#: claims handed back by forced stops that are not counted as attempts (see ``attempts``): a
+#: forged ``returned`` must not make ``tries`` unlimited
+MAX_FORGIVEN_RETURNS = 10
+
+# Bounds on what a payload may say: anyone who can write to the queue's storage can write any
+# bytes, and a value out of these bounds makes the payload malformed (it fails with the reason)
+# instead of switching a limit off (a negative count, an infinite timeout, an id of a megabyte).
+_Name = Annotated[str, msgspec.Meta(min_length=1, max_length=1000)]
+_Count = Annotated[int, msgspec.Meta(ge=0, le=2**31)]
+_Seconds = Annotated[float, msgspec.Meta(ge=0, le=1e10)]
+_Time = Annotated[float, msgspec.Meta(ge=0, le=1e11)]
 
 
 class Envelope(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_fields=False):
-    id: str
-    job: str
+    id: Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+    job: _Name
     args: dict[str, Any]
-    queue: str = "default"
+    queue: _Name = "default"
     connection: str | None = None
-    tries: int | None = None
-    timeout: float | None = None
-    backoff: list[float] | None = None
-    retry_until: float | None = None
-    max_exceptions: int | None = None
+    tries: _Count | None = None
+    #: seconds; 0 is the job's "no timeout", which a worker bounds by its ``max_timeout``
+    timeout: _Seconds | None = None
+    backoff: list[_Seconds] | None = None
+    retry_until: _Time | None = None
+    max_exceptions: _Count | None = None
     fail_on_timeout: bool = False
     #: ``handle`` is ``async def``, known at dispatch so that a worker can run several such
     #: jobs at once without importing the job's class in its control process
     async_handle: bool = False
-    exceptions: int = 0
+    exceptions: _Count = 0
     #: claims handed back unfinished by a worker forced to stop; they do not count as attempts
-    returned: int = 0
-    dispatched_at: float = 0.0
+    returned: _Count = 0
+    dispatched_at: _Time = 0.0
     chain: list[dict[str, Any]] | None = None
     #: the chain's catch callbacks, carried from link to link (conveyor.bus)
     chain_catch: list[dict[str, Any]] | None = None
@@ -53,8 +70,9 @@ class Envelope(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_f
         return msgspec.structs.replace(self, returned=self.returned + 1)
 
     def attempts(self, claims: int) -> int:
-        """Attempts that count against ``tries``: drivers count claims, some were given back."""
-        return max(1, claims - self.returned)
+        """Attempts that count against ``tries``: drivers count claims, some were given back
+        (up to ``MAX_FORGIVEN_RETURNS``)."""
+        return max(1, claims - min(self.returned, MAX_FORGIVEN_RETURNS))
 
 
 _encoder = msgspec.json.Encoder()
@@ -96,13 +114,42 @@ def encode(envelope: Envelope) -> bytes:
     return _encoder.encode(envelope)
 
 
-def decode(payload: bytes) -> Envelope:
-    """Decode a stored payload, turning every way it can be broken into one ``PayloadError``."""
+def decode(payload: bytes, max_size: int | None = None) -> Envelope:
+    """Decode a stored payload, turning every way it can be broken into one ``PayloadError``:
+    bytes that are not an envelope, values out of bounds, nesting deeper than ``MAX_DEPTH``,
+    and (with ``max_size``, a worker's ``max_payload``) more bytes than a worker will decode."""
+    if max_size is not None and len(payload) > max_size:
+        raise PayloadError(
+            f"payload of {len(payload)} bytes is over this worker's max_payload of {max_size}"
+        )
     try:
-        return _decoder.decode(payload)
+        env = _decoder.decode(payload)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        preview = payload[:120].decode("utf-8", "replace")
-        raise PayloadError(f"malformed job payload ({exc}): {preview!r}") from exc
+        raise PayloadError(f"malformed job payload ({exc})", payload) from exc
+    except RecursionError:
+        raise PayloadError(_TOO_DEEP, payload) from None
+    # a nesting as deep as MAX_DEPTH needs that many brackets: counting them is a few
+    # nanoseconds a byte, so only a payload with that many pays for the walk
+    if payload.count(b"[") + payload.count(b"{") > MAX_DEPTH and _deeper_than(env, MAX_DEPTH):
+        raise PayloadError(_TOO_DEEP, payload)
+    return env
+
+
+_TOO_DEEP = f"malformed job payload (nested deeper than {MAX_DEPTH} levels)"
+
+
+def _deeper_than(env: Envelope, limit: int) -> bool:
+    """Whether any value of ``env`` nests deeper than ``limit``, walked without recursion."""
+    stack: list[tuple[Any, int]] = [(env.args, 2), (env.chain, 2), (env.chain_catch, 2)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(value, dict):
+            stack.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1) for item in value)
+    return False
 
 
 def peek_name(payload: bytes) -> str:

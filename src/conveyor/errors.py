@@ -29,8 +29,13 @@ class PayloadTooLarge(SerializationError):
 class PayloadError(ConveyorError):
     """A payload read from the queue cannot become a job: malformed, unknown class or wrong types.
 
-    The worker never retries these: the same bytes would fail the same way.
+    The worker never retries these: the same bytes would fail the same way. ``preview``, the
+    payload's first bytes, goes to the failed store with the error, never into a log line.
     """
+
+    def __init__(self, message: str, payload: bytes = b"") -> None:
+        super().__init__(message)
+        self.preview = payload[:120].decode("utf-8", "replace")
 
 
 class UnknownJobError(PayloadError):

@@ -74,6 +74,7 @@ class Job:
             cls.job_name = f"{cls.__module__}:{cls.__qualname__}"
         cls.async_handle = inspect.iscoroutinefunction(cls.handle)
         dataclasses.dataclass(kw_only=True, eq=True, repr=True)(cls)
+        _check_policy(cls)
         clashes = RESERVED_NAMES.intersection(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
         if clashes:
             raise ConveyorError(
@@ -136,6 +137,23 @@ class Job:
 
     def on_connection(self, name: str) -> PendingDispatch:
         return self.pending().on_connection(name)
+
+
+def _check_policy(cls: type[Job]) -> None:
+    """Refuse, where the class is defined, a policy a worker would refuse in its payload."""
+    for name in ("tries", "max_exceptions"):
+        value = getattr(cls, name)
+        if value is not None and (type(value) is not int or value < 0):
+            raise ConveyorError(
+                f"{cls.__qualname__}.{name} must be a whole number >= 0, got {value!r}"
+            )
+    timeout = cls.timeout
+    if timeout is not None and (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not 0 <= timeout <= 1e10  # NaN fails this too
+    ):
+        raise ConveyorError(f"{cls.__qualname__}.timeout must be seconds >= 0, got {timeout!r}")
 
 
 J = TypeVar("J", bound=Job)

@@ -17,6 +17,11 @@ import msgspec
 from .errors import PayloadError, SerializationError
 from .job import Job
 
+#: how deep a job's arguments may nest: a worker refuses payloads nested deeper than
+#: ``envelope.MAX_DEPTH``, which leaves room for a chain's or a batch's levels around these
+MAX_DEPTH = 100
+_TOO_DEEP = f"nested deeper than {MAX_DEPTH} levels; pass an id or a path to the data instead"
+
 #: values that are their own JSON form: no conversion, no check (exact types, not subclasses)
 _PLAIN = frozenset({str, int, bool, type(None)})
 _field_names: weakref.WeakKeyDictionary[type, tuple[str, ...]] = weakref.WeakKeyDictionary()
@@ -44,7 +49,9 @@ def encode_fields(job: Job) -> dict[str, Any]:
 
 def _encode_field(job: Job, name: str, value: Any) -> Any:
     try:
-        return _finite(msgspec.to_builtins(value, str_keys=True))
+        return _checked(msgspec.to_builtins(value, str_keys=True), 1)
+    except RecursionError:
+        raise SerializationError(type(job).job_name, name, _TOO_DEEP) from None
     except (TypeError, msgspec.EncodeError, OverflowError) as exc:
         raise SerializationError(
             type(job).job_name,
@@ -56,17 +63,17 @@ def _encode_field(job: Job, name: str, value: Any) -> Any:
         raise SerializationError(type(job).job_name, name, str(exc)) from None
 
 
-def _finite(value: Any) -> Any:
-    """Refuse NaN and infinities: JSON has no such numbers and would silently store null."""
+def _checked(value: Any, depth: int) -> Any:
+    """Refuse NaN and infinities (JSON has no such numbers and would silently store null) and
+    nesting deeper than ``MAX_DEPTH`` (``depth``: a field's value is at 1)."""
     if isinstance(value, float):
         if not math.isfinite(value):
             raise ValueError(f"{value!r} cannot be stored as JSON; use None or a sentinel value")
-    elif isinstance(value, list):
-        for item in value:
-            _finite(item)
-    elif isinstance(value, dict):
-        for item in value.values():
-            _finite(item)
+    elif isinstance(value, list | dict):
+        if depth > MAX_DEPTH:
+            raise ValueError(_TOO_DEEP)
+        for item in value.values() if isinstance(value, dict) else value:
+            _checked(item, depth + 1)
     return value
 
 
@@ -77,3 +84,5 @@ def decode_fields(cls: type[Job], args: dict[str, Any]) -> Job:
         raise PayloadError(f"{cls.job_name}: arguments do not match its fields: {exc}") from None
     except TypeError as exc:
         raise PayloadError(f"{cls.job_name}: cannot build job from payload: {exc}") from None
+    except RecursionError:
+        raise PayloadError(f"{cls.job_name}: arguments nested too deeply") from None

@@ -52,14 +52,15 @@ def _server_url(backend: str, request: pytest.FixtureRequest) -> tuple[str, str]
 
 
 def configure(project: Path, backend: str, request: pytest.FixtureRequest) -> Conveyor:
-    """Write the project's conveyor.toml for ``backend`` (workers started there read it too)."""
+    """Write the project's conveyor.toml for ``backend`` (workers started there read it too),
+    with the jobs and callbacks of ``tests.bus.jobs`` as its app."""
     if backend == "sqlite":
         url, prefix = f"sqlite:///{project / 'bus.db'}", "conveyor"
     else:
         url, prefix = _server_url(backend, request)
     (project / "conveyor.toml").write_text(
-        f'default = "bus"\n\n[connections.bus]\nurl = "{url}"\nprefix = "{prefix}"\n'
-        "retry_after = 2\n"
+        f'app = ["tests.bus.jobs"]\ndefault = "bus"\n\n'
+        f'[connections.bus]\nurl = "{url}"\nprefix = "{prefix}"\nretry_after = 2\n'
     )
     return Conveyor(load_settings(project, env={}))
 

@@ -34,8 +34,6 @@ CRASH_BACKENDS = ["sqlite", "postgres", "mysql", "redis"]
 
 def _app(project: Path, backend: str, request: pytest.FixtureRequest) -> Conveyor:
     app = configure(project, backend, request)
-    toml = project / "conveyor.toml"
-    toml.write_text('app = ["tests.bus.jobs"]\n' + toml.read_text())
     request.addfinalizer(app.close)
     return app
 

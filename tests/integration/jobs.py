@@ -216,3 +216,36 @@ class AsyncCrash(Job):
 
 class AsyncNapOnce(AsyncNap):
     tries = 1
+
+
+class _StrRaises(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("__str__ itself fails")
+
+
+class _StrNotStr(Exception):
+    def __str__(self) -> str:
+        return 42  # type: ignore[return-value]
+
+
+#: exception texts that no backend stores as they are, and what the failed store keeps of each
+HOSTILE_TEXTS: dict[str, tuple[BaseException, str]] = {
+    "nul": (ValueError("bad \x00 byte"), "ValueError: bad \\x00 byte"),
+    "surrogate": (
+        FileNotFoundError(b"r-\xff".decode("utf-8", "surrogateescape")),
+        "FileNotFoundError: r-\\udcff",
+    ),
+    "huge": (ValueError("x" * 1_000_000), "characters cut"),
+    "str_raises": (_StrRaises(), "_StrRaises"),
+    "str_not_str": (_StrNotStr(), "_StrNotStr"),
+}
+
+
+class Raises(Job):
+    """Fails for good with an exception whose text is one of ``HOSTILE_TEXTS``."""
+
+    kind: str
+
+    def handle(self) -> None:
+        record("start", self)
+        raise HOSTILE_TEXTS[self.kind][0]

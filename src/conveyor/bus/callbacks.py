@@ -1,14 +1,14 @@
 """The internal jobs of chains and batches: running a callback, starting a batch a chain reached.
 
 A callback function is named by ``module:qualname`` in the payload, so a worker only runs it if
-it is a plain module-level function of a module the application loaded or allows (its ``app``
-modules), never of the standard library or of Conveyor itself: a payload cannot make a worker
-call arbitrary code, just as it cannot name an arbitrary job.
+it is a plain function defined by one of the application's ``app`` modules (or a module below
+one), already loaded: never a function of the standard library, of Conveyor or of any other
+package, and nothing is imported for it. A payload cannot make a worker call arbitrary code,
+just as it cannot name an arbitrary job.
 """
 
 from __future__ import annotations
 
-import sys
 import types
 from collections.abc import Callable
 from typing import Any
@@ -17,7 +17,7 @@ from ..errors import ConveyorError
 from ..job import Job
 from .batch_store import store_for
 from .firing import Prepared, start
-from .links import RUN_CALLBACK_JOB, START_BATCH_JOB, _not_storable, resolve
+from .links import RUN_CALLBACK_JOB, START_BATCH_JOB, _not_storable, lookup
 
 
 class JobFailure(ConveyorError):
@@ -35,28 +35,21 @@ class JobFailure(ConveyorError):
 
 def runnable(target: str) -> Callable[..., Any]:
     """The function ``module:qualname`` names, if a callback may be it."""
-    module = target.partition(":")[0]
-    top = module.split(".")[0]
-    if top in sys.stdlib_module_names or top == "conveyor" or not _allowed(module):
-        raise ConveyorError(
-            f"callback {target!r}: module {module!r} is not one the application loaded or "
-            "allows; start the worker with --app naming the module that defines it"
-        )
-    try:
-        fn = resolve(target)
-    except (ImportError, AttributeError) as exc:
-        raise ConveyorError(f"callback {target!r} cannot be found: {exc}") from None
-    if not isinstance(fn, types.FunctionType) or _not_storable(fn) is not None:
-        raise ConveyorError(f"callback {target!r} is not a module-level function")
-    return fn
-
-
-def _allowed(module: str) -> bool:
-    if module in sys.modules:
-        return True
     from ..app import current_app
 
-    return current_app().registry._may_import(f"{module}:")
+    module = target.partition(":")[0]
+    if not current_app().registry.lists(module):
+        raise ConveyorError(
+            f"callback {target!r}: module {module!r} is not one of this worker's app modules; "
+            "start the worker with --app naming the module that defines it"
+        )
+    fn = lookup(target)
+    if not isinstance(fn, types.FunctionType) or _not_storable(fn) is not None:
+        raise ConveyorError(
+            f"callback {target!r} is not a function that its module, as the worker loaded "
+            "it, defines"
+        )
+    return fn
 
 
 class RunCallback(Job):

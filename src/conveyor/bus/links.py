@@ -8,7 +8,7 @@ callback a worker could not find raises at the call site, not in a worker hours 
 
 from __future__ import annotations
 
-import importlib
+import sys
 import time
 import types
 from collections.abc import Sequence
@@ -148,11 +148,7 @@ def function_target(fn: object, where: str) -> str:
     if why is None:
         assert isinstance(fn, types.FunctionType)
         module, qualname = fn.__module__, fn.__qualname__
-        try:
-            found = resolve(f"{module}:{qualname}")
-        except (ImportError, AttributeError):
-            found = None
-        if found is fn:
+        if lookup(f"{module}:{qualname}") is fn:
             return f"{module}:{qualname}"
         why = f"{module}.{qualname} cannot be found again by importing {module!r}"
     raise ConveyorError(f"{where}: cannot store {_describe(fn)} as a callback: {why}. {_HOW}.")
@@ -177,10 +173,19 @@ def _describe(fn: object) -> str:
     return f"{name!s} ({type(fn).__name__})"
 
 
-def resolve(target: str) -> Any:
-    """Import ``module:qualname`` and walk the dotted name (a static method of a class)."""
+def lookup(target: str) -> Any:
+    """What ``module:qualname`` names in a module already loaded, or None: a function of the
+    module, or one defined in a class of it (a static method). Nothing is imported, and the
+    walk never leaves the module: every step is a class or function the module itself defines,
+    so ``click:utils.os.makedirs`` names nothing, though ``click.utils`` imports ``os``."""
     module_name, _, qualname = target.partition(":")
-    found: Any = importlib.import_module(module_name)
+    found: Any = sys.modules.get(module_name)
+    if found is None or not qualname:
+        return None
     for part in qualname.split("."):
-        found = getattr(found, part)
-    return found
+        found = getattr(found, part, None) if isinstance(found, type | types.ModuleType) else None
+        if not isinstance(found, type | types.FunctionType):
+            return None
+        if getattr(found, "__module__", None) != module_name:
+            return None
+    return found if getattr(found, "__qualname__", None) == qualname else None

@@ -39,7 +39,14 @@ def _queues(value: str) -> tuple[str, ...]:
     type=click.FloatRange(min=0),
     default=60.0,
     show_default=True,
-    help="Seconds a job may run before its process is killed (0: no limit); a job's own `timeout` wins.",
+    help="Seconds a job may run before its process is killed (0: up to --max-timeout); a job's own `timeout` wins.",
+)
+@click.option(
+    "--max-timeout",
+    type=click.FloatRange(min=0),
+    default=3600.0,
+    show_default=True,
+    help="The longest any job may run, whatever its class or its payload says: a job with a longer `timeout`, or none, is killed at this. 0: no bound.",
 )
 @click.option(
     "--tries",
@@ -133,7 +140,7 @@ def _queues(value: str) -> tuple[str, ...]:
 @guarded
 def work(
     state: State, connection: str | None, queue: str | None, once: bool, stop_when_empty: bool,
-    timeout: float, tries: int, backoff: str, sleep: float, max_jobs: int, max_time: float,
+    timeout: float, max_timeout: float, tries: int, backoff: str, sleep: float, max_jobs: int, max_time: float,
     memory: float | None, lease: float | None, concurrency: int, prefetch_hold: float,
     prefetch: int | None, spin: float, verbose: int, in_process: bool,
 ) -> None:  # fmt: skip
@@ -159,7 +166,10 @@ def work(
         schedule = backoff_mod.normalize(backoff)
     except ValueError as exc:
         fail(f"--backoff: {exc}")
-    defaults = WorkerDefaults(tries=tries, backoff=schedule, timeout=timeout or None)
+    defaults = WorkerDefaults(
+        tries=tries, backoff=schedule, timeout=timeout or None, max_timeout=max_timeout or None,
+        max_payload=app.settings.max_payload,
+    )  # fmt: skip
     options = WorkerOptions(
         queues=_queues(queue) if queue is not None else (settings.queue,),
         once=once, stop_when_empty=stop_when_empty, sleep=sleep, max_jobs=max_jobs,
@@ -178,7 +188,7 @@ def work(
         worker = Worker(driver, serial, app.events, defaults, options)
     click.echo(
         f"Processing jobs from {settings.name} [{','.join(options.queues)}]"
-        f" (lease {options.lease:g}s, timeout {timeout:g}s, tries {tries},"
+        f" (lease {options.lease:g}s, timeout {timeout:g}s, max {max_timeout:g}s, tries {tries},"
         f" concurrency {1 if in_process else concurrency})",
         err=True,
     )

@@ -13,6 +13,8 @@ from typing import Protocol, runtime_checkable
 
 import msgspec
 
+from ..text import storable
+
 
 class Message(msgspec.Struct, frozen=True):
     """One job to store: the envelope already encoded.
@@ -49,6 +51,11 @@ class FailedRecord:
     exception: str
     failed_at: float
     id: int | None = None
+
+    def __post_init__(self) -> None:
+        # whatever the job raised, its text is one every backend stores (PostgreSQL refuses
+        # NUL; no backend takes a lone surrogate) and of a bounded size
+        object.__setattr__(self, "exception", storable(self.exception))
 
 
 @dataclass(frozen=True)

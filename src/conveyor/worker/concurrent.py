@@ -171,7 +171,7 @@ class ConcurrentWorker(Worker):
         """Queue a prefetched job behind the running sync job; with none running, the
         executor would start it at once, so it waits here instead."""
         if any(not f.concurrent for f in self._flights.values()):
-            env = envelope_of(reservation)
+            env = envelope_of(reservation, self.defaults.max_payload)
             concurrent = env is not None and env.async_handle
             timeout = self._timeout_of(env)
             self._decoded[reservation.id] = (env, timeout)

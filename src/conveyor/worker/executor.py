@@ -34,6 +34,7 @@ from ..events import JobTimedOut as TimedOutEvent
 from ..job import Job
 from ..registry import Registry
 from ..serialization import decode_fields
+from ..text import describe, storable
 from .outcome import Kind, Outcome
 
 log = logging.getLogger("conveyor.worker")
@@ -41,11 +42,18 @@ log = logging.getLogger("conveyor.worker")
 
 @dataclass(frozen=True)
 class WorkerDefaults:
-    """What applies when a job does not say: Laravel's worker options."""
+    """What applies when a job does not say (Laravel's worker options), and the bounds a
+    worker puts on what a payload says, whoever wrote it."""
 
     tries: int = 1
     backoff: list[float] | None = None
     timeout: float | None = 60.0
+    #: the longest a job may run, whatever its payload says (0 or None in a payload, "no
+    #: timeout", means this); None: unbounded
+    max_timeout: float | None = 3600.0
+    #: payloads over this many bytes fail unread (the producers' ``max_payload`` refuses them
+    #: at dispatch; a payload written by other means may be any size)
+    max_payload: int = envelope_mod.DEFAULT_MAX_PAYLOAD
 
 
 @dataclass(frozen=True)
@@ -89,14 +97,34 @@ def policy_for(env: Envelope, defaults: WorkerDefaults) -> retry.Policy:
     )
 
 
-def timeout_for(env: Envelope, defaults: WorkerDefaults) -> float | None:
+def timeout_for(env: Envelope | None, defaults: WorkerDefaults) -> float | None:
     """``policy_for(...).timeout`` alone: the control process needs it for every job it
-    starts, and building the whole policy cost it a few microseconds each time."""
-    return env.timeout if env.timeout is not None else defaults.timeout
+    starts, and building the whole policy cost it a few microseconds each time. None or 0 in
+    the envelope takes the worker's timeout and "no timeout" its ``max_timeout``; no job runs
+    longer than that, whatever its payload says."""
+    timeout = env.timeout if env is not None and env.timeout is not None else defaults.timeout
+    cap = defaults.max_timeout
+    if not timeout:
+        return cap
+    return timeout if cap is None or timeout <= cap else cap
 
 
 def format_error(exc: BaseException) -> str:
-    return "".join(traceback.format_exception(exc)).rstrip()
+    """The traceback as the failed store keeps it: storable, whatever the exception holds."""
+    try:
+        text = "".join(traceback.format_exception(exc)).rstrip()
+    except Exception:
+        text = describe(exc)
+    return storable(text)
+
+
+def payload_error(exc: PayloadError) -> Outcome:
+    """A payload that cannot become a job fails: its first bytes go to the failed store with
+    the error, never into the log line (``reason``)."""
+    error = format_error(exc)
+    if exc.preview:
+        error += f"\npayload begins: {storable(exc.preview)!r}"
+    return Outcome(Kind.FAILED, error=error, reason=storable(str(exc), 500))
 
 
 class Executor:
@@ -152,11 +180,11 @@ class Executor:
         started = time.perf_counter()
         self.last_exception = None
         try:
-            env = envelope_mod.decode(attempt.payload)
+            env = envelope_mod.decode(attempt.payload, self.defaults.max_payload)
             job = decode_fields(self.registry.resolve(env.job), env.args)
         except PayloadError as exc:
             self.last_exception = exc
-            return Outcome(Kind.FAILED, error=format_error(exc), reason=str(exc))
+            return payload_error(exc)
         policy = policy_for(env, self.defaults)
         attempts = env.attempts(attempt.attempts)
         ctx = JobContext(attempt.id, attempts, attempt.queue, attempt.connection)
@@ -200,7 +228,7 @@ class Executor:
             delay=decision.delay,
             payload=payload,
             error=format_error(exc),
-            reason=f"{type(exc).__name__}: {exc}",
+            reason=describe(exc),
             duration=_since(begun.started),
         )
 
@@ -219,7 +247,7 @@ class Executor:
             Kind.RELEASED,
             delay=decision.delay,
             payload=envelope_mod.encode(env.with_exception_counted()),
-            reason=f"{type(exc).__name__}: {exc}",
+            reason=describe(exc),
             duration=_since(begun.started),
         )
 
@@ -233,7 +261,7 @@ class Executor:
         if hook_error:
             error += f"\n\nfailed() hook raised:\n{hook_error}"
         self.events.emit(JobFailed(*begun.meta, exception=exc))
-        reason = f"{type(exc).__name__}: {exc}" + (f" ({why})" if why else "")
+        reason = describe(exc) + (f" ({why})" if why else "")
         return Outcome(Kind.FAILED, error=error, reason=reason, duration=_since(begun.started))
 
     def call_failed_hook(self, job: Job, exc: BaseException) -> str:
@@ -293,7 +321,7 @@ class Executor:
     def _job_of(self, attempt: Attempt) -> Job | str:
         """The job of an attempt, in its context, or why its payload cannot give one."""
         try:
-            env = envelope_mod.decode(attempt.payload)
+            env = envelope_mod.decode(attempt.payload, self.defaults.max_payload)
             job = decode_fields(self.registry.resolve(env.job), env.args)
         except PayloadError as exc:
             return str(exc)

@@ -40,7 +40,8 @@ from ..drivers.base import (
 from ..envelope import Envelope
 from ..errors import ConnectionUnavailable, PayloadError
 from ..events import EventBus, JobFailed, JobTimedOut, WorkerLooping, WorkerStopping
-from .executor import Attempt, WorkerDefaults, policy_for, timeout_for
+from ..text import describe, loggable
+from .executor import Attempt, WorkerDefaults, payload_error, policy_for, timeout_for
 from .outcome import Kind, Outcome
 from .process import ChildRunner, InlineRunner, Interrupted
 from .signals import StopSignals
@@ -199,9 +200,13 @@ class Worker:
         return running
 
     def _attempt(self, reservation: Reservation) -> Attempt:
+        payload = reservation.payload
+        limit = self.defaults.max_payload
+        if len(payload) > limit:  # the executor fails it unread: it need not get it all
+            payload = payload[: limit + 1]
         return Attempt(
             reservation.id, reservation.queue, self.driver.connection,
-            reservation.payload, reservation.attempts,
+            payload, reservation.attempts,
         )  # fmt: skip
 
     def _running(self, reservation: Reservation, env: Envelope | None = None) -> _Running:
@@ -211,7 +216,7 @@ class Worker:
         self.started += 1
         self._current = reservation.id
         if env is None:
-            env = envelope_of(reservation)
+            env = envelope_of(reservation, self.defaults.max_payload)
         return _Running(reservation, attempt, time.perf_counter(), env)
 
     def _settle_and_start_next(self, finished: _Running, outcome: Outcome) -> _Running | None:
@@ -433,17 +438,14 @@ class Worker:
         attempt, env = running.attempt, running.envelope
         log.info(
             "%s %s queue=%s attempt=%d %s %.1fms%s",
-            env.job if env else "<malformed>", attempt.id, attempt.queue,
+            loggable(env.job) if env else "<malformed>", attempt.id, attempt.queue,
             env.attempts(attempt.attempts) if env else attempt.attempts, outcome.kind.value.upper(),
             (time.perf_counter() - running.started) * 1000,
-            f" ({outcome.reason})" if outcome.reason else "",
+            f" ({loggable(outcome.reason)})" if outcome.reason else "",
         )  # fmt: skip
 
     def _timeout_of(self, env: Envelope | None) -> float | None:
-        if env is None:
-            return self.defaults.timeout
-        timeout = timeout_for(env, self.defaults)
-        return timeout if timeout and timeout > 0 else None
+        return timeout_for(env, self.defaults)
 
     def _renew_every(self) -> float:
         """Renew three times per lease, so one slow renewal never lets the lease run out."""
@@ -484,11 +486,11 @@ class Worker:
 
     def _interrupted(self, attempt: Attempt, stop: Interrupted) -> Outcome:
         """Decide for an attempt whose process was killed or died, from the envelope alone."""
-        error_text = f"{type(stop.error).__name__}: {stop.error}"
+        error_text = describe(stop.error)
         try:
-            env = envelope_mod.decode(attempt.payload)
+            env = envelope_mod.decode(attempt.payload, self.defaults.max_payload)
         except PayloadError as exc:
-            return Outcome(Kind.FAILED, error=str(exc), reason=str(exc))
+            return payload_error(exc)
         if self.signals.aborting:
             return _handed_back(env, "worker stopped; released")
         attempts = env.attempts(attempt.attempts)
@@ -565,10 +567,10 @@ class Worker:
             return None
 
 
-def envelope_of(reservation: Reservation) -> Envelope | None:
+def envelope_of(reservation: Reservation, max_size: int) -> Envelope | None:
     """The decoded envelope, or None when the payload is malformed (the executor reports it)."""
     try:
-        return envelope_mod.decode(reservation.payload)
+        return envelope_mod.decode(reservation.payload, max_size)
     except PayloadError:
         return None
 

@@ -6,6 +6,8 @@ import enum
 
 import msgspec
 
+from ..text import storable
+
 
 class Kind(enum.Enum):
     COMPLETED = "completed"
@@ -32,7 +34,13 @@ _decoder = msgspec.msgpack.Decoder(Outcome)
 
 
 def pack(outcome: Outcome) -> bytes:
-    return _encoder.encode(outcome)
+    """The outcome for the pipe; its texts made storable only if they cannot travel as they
+    are (a lone surrogate), so the usual outcome costs nothing more."""
+    try:
+        return _encoder.encode(outcome)
+    except UnicodeEncodeError:
+        texts = {"error": storable(outcome.error), "reason": storable(outcome.reason)}
+        return _encoder.encode(msgspec.structs.replace(outcome, **texts))
 
 
 def unpack(data: bytes) -> Outcome:

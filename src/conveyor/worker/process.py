@@ -38,6 +38,7 @@ from typing import Any
 import msgspec
 
 from ..errors import JobTimedOut, MaxAttemptsExceeded, WorkerLost
+from ..text import describe
 from .executor import Attempt, Executor
 from .outcome import Kind, Outcome, pack, unpack
 from .signals import drain
@@ -484,9 +485,7 @@ class ChildRunner(ForkedChild):
     ) -> None:
         """Run the job's ``failed()`` hook in a fresh child for an attempt that died there."""
         proc, conn = self._ensure_child()
-        conn.send_bytes(
-            _request.encode([_fields("failed", attempt, f"{type(error).__name__}: {error}")])
-        )
+        conn.send_bytes(_request.encode([_fields("failed", attempt, describe(error))]))
         if not wait([conn, proc.sentinel], timeout=timeout) or conn not in wait([conn], 0):
             self.kill()
             return
