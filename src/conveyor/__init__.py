@@ -20,6 +20,7 @@ from .errors import (
     PayloadError,
     PayloadTooLarge,
     SerializationError,
+    StorageUnavailable,
     UnknownJobError,
     WorkerLost,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "PendingDispatch",
     "SerializationError",
     "Settings",
+    "StorageUnavailable",
     "UnknownJobError",
     "WorkerLooping",
     "WorkerLost",

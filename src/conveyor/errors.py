@@ -46,6 +46,15 @@ class ConnectionUnavailable(ConveyorError, ConnectionError):
     """The queue's server could not be reached; the job was not stored."""
 
 
+class StorageUnavailable(ConnectionUnavailable):
+    """The queue's server was reached but its storage refused the operation: a full or
+    read-only disk, an I/O error, a stored value or key of the wrong type. Nothing changed.
+
+    A subclass of ``ConnectionUnavailable`` because the cure is the same: a worker keeps its
+    job, backs off and tries again, and resumes once the storage takes writes again.
+    """
+
+
 class MaxAttemptsExceeded(ConveyorError):
     """The job was attempted as many times as it may be; raised as the reason for failing it."""
 

@@ -308,6 +308,67 @@ def test_a_reservation_that_lost_its_lease_changes_nothing(driver: Driver) -> No
     assert take(driver, queue).payload == stale.payload
 
 
+def _swept_back(driver: Driver, queue: str) -> tuple[Reservation, Reservation]:
+    """A job whose lease ran out while its worker was away, and that another worker's claim
+    swept back (on Redis the claim is the sweeper) without taking it: the other job went first.
+    Returns (the late reservation, the other worker's claim)."""
+    late_job, other_job = message(queue, 1), message(queue, 2)
+    driver.push(late_job)
+    late = take(driver, queue, lease=SHORT_LEASE)
+    driver.push(other_job)
+    time.sleep(SHORT_LEASE + GRACE)
+    other = take(driver, queue)
+    assert other.id == other_job.id, "the job pending all along is claimed first"
+    return late, other
+
+
+@pytest.mark.parametrize("settle", ["ack", "release", "fail"])
+def test_a_late_settlement_holds_a_job_swept_back_but_not_claimed_again(
+    driver: Driver, settle: str
+) -> None:
+    """A worker that finished during an outage settles when the server is back: its token
+    still holds the job if nobody claimed it since, so the job does not run a second time."""
+    queue = new_queue()
+    late, other = _swept_back(driver, queue)
+    if settle == "ack":
+        assert late.ack() is True
+        assert sizes(driver, queue) == (0, 0, 1)
+    elif settle == "release":
+        assert late.release(30) is True
+        assert sizes(driver, queue) == (0, 1, 1)
+    else:
+        assert late.fail(failed_record(late, driver.connection)) is True
+        assert sizes(driver, queue) == (0, 0, 1)
+        assert driver.failed.get(late.id) is not None
+    assert driver.reserve([queue], LEASE) is None, "the late job is not claimable again"
+    assert late.ack() is False, "settled once"
+    assert other.ack() is True
+
+
+def test_a_late_extend_takes_back_a_job_swept_back_but_not_claimed_again(driver: Driver) -> None:
+    queue = new_queue()
+    late, other = _swept_back(driver, queue)
+    assert late.extend(LEASE) is True
+    assert driver.reserve([queue], LEASE) is None
+    assert sizes(driver, queue) == (0, 0, 2)
+    assert late.ack() is True and other.ack() is True
+    assert driver.size(queue).total == 0
+
+
+def test_a_late_settlement_after_a_new_claim_is_refused(driver: Driver) -> None:
+    queue = new_queue()
+    late, other = _swept_back(driver, queue)
+    owner = take(driver, queue)
+    assert (owner.id, owner.attempts) == (late.id, 2)
+    assert late.ack() is False
+    assert late.release(0) is False
+    assert late.fail(failed_record(late, driver.connection)) is False
+    assert late.extend(LEASE) is False
+    assert sizes(driver, queue) == (0, 0, 2)
+    assert owner.ack() is True and other.ack() is True
+    assert driver.failed.get(late.id) is None
+
+
 # --- counting and clearing ----------------------------------------------------------------------
 def test_size_counts_pending_delayed_and_reserved(driver: Driver) -> None:
     queue = new_queue()

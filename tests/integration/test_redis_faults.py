@@ -193,3 +193,41 @@ def test_connections_killed_by_the_server_fail_no_job(
     assert_all_done_once_settled(app, project, ids)
     assert started_twice(project) == set(), "no job was claimed twice"
     assert_alive(crew)
+
+
+#: the late-acknowledgement test: a lease shorter than the outage, so every lease held when
+#: Redis dies runs out before it is back
+LATE_LEASE = 3.0
+OUTAGE = LATE_LEASE + 1.0
+
+
+def test_jobs_finished_during_an_outage_longer_than_a_lease_do_not_run_again(
+    project: Path, workers: Workers, use_app: list[Conveyor]
+) -> None:
+    """Workers finish jobs while Redis is down; when it is back, other workers' claims sweep
+    the expired leases back to the pending list before the late acknowledgements arrive. Their
+    tokens still hold the jobs (nobody claimed them since), so the acknowledgements are taken
+    and the jobs run once."""
+    server = start_server(project, "--appendonly", "yes", "--appendfsync", "always")
+    try:
+        app = default_app(project, server.url, use_app)
+        n = 600  # a backlog: the claims after the restart take the head, the swept jobs wait
+        ids = dispatch_many(Tick(n=i, seconds=0.1) for i in range(n))
+        crew = workers.start_many(
+            8, "--lease", str(LATE_LEASE), "--concurrency", "1", env=worker_env(server.url)
+        )
+        wait_until(lambda: len(finished(project)) >= 40, 20, "the workers to get going")
+        server.stop(signal.SIGKILL)
+        down_at = time.time()
+        time.sleep(OUTAGE)
+        server.start()
+        up_at = time.time()
+
+        assert_all_done_once_settled(app, project, ids)
+        during = {r["id"] for r in read_runs(project, "end") if down_at < r["t"] < up_at}
+        assert during, "jobs must finish while Redis is down"
+        assert started_twice(project) & during == set(), "a job finished meanwhile ran again"
+        assert max(finished(project).values()) == 1
+        assert_alive(crew)
+    finally:
+        server.stop()

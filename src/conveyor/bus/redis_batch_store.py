@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 from collections.abc import Sequence
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,7 @@ SCRIPTS = ("batch_settle", "batch_create", "batch_add", "batch_cancel", "batch_r
 _INCLUDE = "--! include "
 _json = msgspec.json.Encoder()
 _decode_options = msgspec.json.Decoder(dict[str, Any])
+log = logging.getLogger("conveyor.bus")
 
 
 def _source(name: str) -> str:
@@ -194,7 +196,14 @@ class RedisBatchStore:
             more_keys, more_args = self._store_args(messages, section)
             keys += more_keys
             args += more_args
-        return bool(self._conn.eval("batch_settle", keys, args))
+        settled = int(self._conn.eval("batch_settle", keys, args))
+        if settled == 2:
+            log.warning(
+                "batch %s: its counters are not numbers (corrupt data in Redis); job %s was"
+                " settled without counting it, and no batch callback fired",
+                settlement.batch_id, reservation.id,
+            )  # fmt: skip
+        return bool(settled)
 
     def _candidates(self, settlement: Settlement, fire: Fire) -> list[tuple[str, list[Message]]]:
         """The messages of every event this outcome could fire; the script keeps those that do."""

@@ -3,9 +3,13 @@
 -- KEYS[3..] 4 per queue of jobs: payload hash, pending list, delayed zset, notify list
 -- ARGV[1] batch id   ARGV[2] n   ARGV[3 .. 2 + 2n] field, value pairs of the batch hash
 -- ARGV[3 + 2n ..] per queue: a count, then count (id, payload, delay seconds) triples
--- Returns 1, or 0 when the batch existed already.
+-- Returns 1, or 0 when the batch existed already. Refuses with nothing changed when a key has
+-- the wrong type (lib_check.lua).
+--! include lib_check.lua
 --! include lib_store.lua
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+expect('zset', KEYS[2])
+for k = 3, #KEYS, 4 do expect_store(KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]) end
 local now = clock()
 local n = tonumber(ARGV[2])
 local fields = {'created_at', tostring(now)}

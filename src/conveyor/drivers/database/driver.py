@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from ...errors import ConfigError, ConnectionUnavailable
+from ...errors import ConfigError, ConnectionUnavailable, StorageUnavailable
 from ..base import Message, QueueSize, WorkerInfo
 from .dialect import (
     Begin,
@@ -114,7 +114,10 @@ class DatabaseDriver:
         whose loss in a server crash makes a job run again but never loses one.
 
         Retries stop after ``retry_window`` seconds with ``ConnectionUnavailable``: a dispatch
-        never hangs forever and never reports success for a job that was not stored.
+        never hangs forever and never reports success for a job that was not stored. Storage
+        that refuses (a full or read-only disk, an I/O error) raises ``StorageUnavailable`` at
+        once: it is not cured within seconds, and the worker's own retry keeps its job, backs
+        off and logs each refusal, where a silent retry here would hide it for the whole window.
         """
         deadline = time.monotonic() + self.retry_window
         pause = 0.01
@@ -139,6 +142,11 @@ class DatabaseDriver:
                         f" are missing ({str(exc).strip()}); run `conveyor migrate`, or allow"
                         " auto_migrate"
                     ) from None
+                if _storage_refused(exc):
+                    raise StorageUnavailable(
+                        f"{self.dialect.name} connection {self.connection!r}: storage refused"
+                        f" the operation: {exc}"
+                    ) from exc
                 if not self.dialect.is_transient(exc):
                     raise
                 if time.monotonic() >= deadline:
@@ -479,3 +487,24 @@ def _missing_table(exc: Exception) -> bool:
     if type(exc).__module__.startswith("pymysql") and exc.args and exc.args[0] == 1146:
         return True
     return isinstance(exc, sqlite3.OperationalError) and "no such table" in str(exc)
+
+
+#: SQLite's primary result codes for storage that refuses: SQLITE_READONLY, SQLITE_IOERR,
+#: SQLITE_FULL, SQLITE_CANTOPEN (the extended codes carry them in their low byte)
+_SQLITE_STORAGE = {8, 10, 13, 14}
+#: PostgreSQL disk_full; MariaDB/MySQL ER_DISK_FULL and ER_RECORD_FILE_FULL (table space full)
+_PG_STORAGE = {"53100"}
+_MYSQL_STORAGE = {1021, 1114}
+
+
+def _storage_refused(exc: Exception) -> bool:
+    """The server's storage refused the operation: a full disk, read-only or failing storage."""
+    if isinstance(exc, sqlite3.Error):
+        return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in _SQLITE_STORAGE
+    if getattr(exc, "sqlstate", None) in _PG_STORAGE:
+        return True
+    return (
+        type(exc).__module__.startswith("pymysql")
+        and bool(exc.args)
+        and exc.args[0] in _MYSQL_STORAGE
+    )

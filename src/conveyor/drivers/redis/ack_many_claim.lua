@@ -1,9 +1,9 @@
 -- Acknowledge several finished jobs, count the start of a prefetched one, and claim up to n
 -- jobs, in one step: the hot path of a worker that prefetches several jobs ahead.
 -- KEYS[1] token hash   KEYS[2] attempts hash   (of the prefetched job's queue)
--- KEYS[3 .. 2 + 5m] per finished job: reserved zset, token hash, claims hash, payload hash,
---   attempts hash (of its queue)
--- KEYS[3 + 5m ..] 9 per queue to claim from, as reserve.lua takes them
+-- KEYS[3 .. 2 + 6m] per finished job: reserved zset, token hash, claims hash, pending list,
+--   payload hash, attempts hash (of its queue)
+-- KEYS[3 + 6m ..] 9 per queue to claim from, as reserve.lua takes them
 -- ARGV[1] lease seconds   ARGV[2] token prefix (claim i uses token prefix..':'..i)
 -- ARGV[3] most jobs to migrate per key   ARGV[4] 1 to count the first claim's attempt now (it
 -- starts at once), 0 to prefetch it too (see lib_claim.lua); the others are prefetches
@@ -14,27 +14,36 @@
 -- Returns {1 if the prefetched job's attempt was counted, handoff, then m flags (1: acknowledged,
 -- 0: its token no longer held it), then for each job claimed: queue number, id, payload,
 -- attempts}. Claims are idempotent per token (see lib_claim.lua), so a call retried after a
--- lost reply gets the same jobs.
+-- lost reply gets the same jobs. Refuses with nothing changed when a key has the wrong type
+-- (lib_check.lua).
+--! include lib_check.lua
 --! include lib_settle.lua
 --! include lib_store.lua
 --! include lib_claim.lua
 local m = tonumber(ARGV[9])
+local base = 3 + 6 * m
+expect('hash', KEYS[1], KEYS[2])
+for k = 2, base - 6, 6 do
+  expect_settle(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4])
+  expect('hash', KEYS[k + 5], KEYS[k + 6])
+end
+claim_check(base)
 local reply = {0, 0}
 if ARGV[6] ~= '' and redis.call('HGET', KEYS[1], ARGV[6]) == ARGV[7] then
   redis.call('HSET', KEYS[2], ARGV[6], ARGV[8])
   reply[1] = 1
 end
 for i = 1, m do
-  local k, id = 2 + (i - 1) * 5, ARGV[8 + 2 * i]
-  if unreserve(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], id, ARGV[9 + 2 * i]) then
-    redis.call('HDEL', KEYS[k + 4], id)
+  local k, id = 2 + (i - 1) * 6, ARGV[8 + 2 * i]
+  if unreserve(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], id, ARGV[9 + 2 * i]) then
     redis.call('HDEL', KEYS[k + 5], id)
+    redis.call('HDEL', KEYS[k + 6], id)
     table.insert(reply, 1)
   else
     table.insert(reply, 0)
   end
 end
-local base, lease, limit, count = 3 + 5 * m, tonumber(ARGV[1]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local lease, limit, count = tonumber(ARGV[1]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local now = clock()
 for i = 1, tonumber(ARGV[5]) do
   local got = claim(base, lease, ARGV[2] .. ':' .. i, limit, now, i == 1 and count or 0)

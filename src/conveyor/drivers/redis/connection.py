@@ -11,6 +11,11 @@ Options are redis-py's connection settings (``socket_timeout``, ``health_check_i
 ``max_connections``, ``ssl_*`` ...) plus ``retry_window``: how long a command keeps retrying a
 lost connection before ``ConnectionUnavailable`` is raised. redis-py's own retries are off, so
 that this one window bounds every call, a dispatch included.
+
+A command Redis refuses (a script that found a key of the wrong type or a corrupt count, a full
+memory under ``maxmemory``, a failing disk under ``stop-writes-on-bgsave-error``) raises
+``StorageUnavailable``, a ``ConnectionUnavailable``: the scripts check before they write, so
+nothing changed, and a worker keeps its job and retries with its backoff, never dies of it.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 from ... import forks
-from ...errors import ConfigError, ConnectionUnavailable
+from ...errors import ConfigError, ConnectionUnavailable, StorageUnavailable
 from .scripts import Script, load_all
 
 
@@ -78,6 +83,10 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     rex.ConnectionError, rex.TimeoutError, rex.ClusterDownError, rex.TryAgainError,
     rex.ReadOnlyError, rex.SlotNotCoveredError,
 )  # fmt: skip
+
+
+#: what ends a blocking wait early without failing the claim that follows it
+ENDS_A_WAIT: tuple[type[BaseException], ...] = (*TRANSIENT, rex.ResponseError)
 
 
 def _keepalive() -> dict[int, int]:
@@ -209,7 +218,8 @@ class RedisConnection:
         """Run ``op``, retrying a lost connection for up to ``retry_window`` seconds.
 
         Each retry gets a fresh connection from the pool (redis-py drops a broken one). A
-        server that lost its script cache (restart, failover) gets the scripts again.
+        server that lost its script cache (restart, failover) gets the scripts again. A refusal
+        is raised at once as ``StorageUnavailable`` (see the module's docstring).
         """
         deadline: float | None = None
         pause = 0.02
@@ -232,6 +242,8 @@ class RedisConnection:
                 log.debug("%s: %s; retrying", self.describe, exc)
                 time.sleep(min(pause, deadline - now))
                 pause = min(pause * 2, 0.5)
+            except rex.ResponseError as exc:
+                raise StorageUnavailable(f"{self.describe} refused the command: {exc}") from exc
 
     def eval(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         sha = self.scripts[name].sha
@@ -256,7 +268,8 @@ class RedisConnection:
 
         Redis holds a blocked client's next command until the wait ends, then runs it at
         once: a worker woken by a dispatch gets its claim in the same reply. A failure of
-        the wait only ends it early; the script then runs alone, under the retry rule.
+        the wait, or a refusal of either, only ends it early; the script then runs alone, under
+        the retry rule.
         """
         wait = ("BLPOP", *lists, repr(float(seconds)))
         script = ("EVALSHA", self.scripts[name].sha, len(keys), *keys, *args)
@@ -264,7 +277,7 @@ class RedisConnection:
             return self._direct(wait, script)[1]
         except rex.NoScriptError:
             pass
-        except TRANSIENT as exc:
+        except ENDS_A_WAIT as exc:
             log.debug("%s: wait ended early: %s", self.describe, exc)
         return self.eval(name, keys, args)
 

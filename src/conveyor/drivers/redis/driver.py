@@ -16,10 +16,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ...errors import ConnectionUnavailable
-from ..base import Message, QueueSize, WorkerInfo
+from ...errors import ConnectionUnavailable, StorageUnavailable
+from ..base import FailedRecord, Message, QueueSize, WorkerInfo
 from .codec import by_queue, pack_info, store_args, unpack_info, unpack_record
-from .connection import TRANSIENT, RedisConnection
+from .connection import ENDS_A_WAIT, RedisConnection
 from .failed import RedisFailedStore
 from .keys import ControlKeys, FailedKeys, QueueKeys
 from .reservation import RedisReservation
@@ -243,7 +243,10 @@ class RedisDriver:
             found = RedisReservation(
                 self, keys_of, job_id.decode(), payload, int(attempts), f"{token}:{i}", lease
             )
-            claimed.append(found)
+            if found.attempts < 0:
+                self._fail_corrupt(found)
+            else:
+                claimed.append(found)
         return acked, bool(reply[0]), claimed
 
     def _claim_with(
@@ -266,9 +269,31 @@ class RedisDriver:
         if not reply[0]:
             return None, float(reply[1])
         keys = self.keys(queues[int(reply[0]) - 1])
-        return RedisReservation(
+        found = RedisReservation(
             self, keys, reply[1].decode(), reply[2], int(reply[3]), token, lease
-        ), -1.0  # fmt: skip
+        )  # fmt: skip
+        if found.attempts < 0:
+            self._fail_corrupt(found)
+            return self._claim(queues, lease, count)
+        return found, -1.0
+
+    def _fail_corrupt(self, found: RedisReservation) -> None:
+        """Move a claimed job whose stored attempt count is not a number (attempts -1 from the
+        claim, see lib_claim.lua) to the failed store with the reason, unrun: how often it ran
+        is unknown, so neither running it nor resetting its count could keep its tries.
+
+        Should this fail, the job stays reserved; its lease runs out and the next claim finds
+        it again, so it is never lost.
+        """
+        reason = (
+            "the job's stored attempt count is not a whole number (corrupt data in Redis); "
+            "moved to the failed store without running it"
+        )
+        log.warning("job %s on %s: %s", found.id, found.queue, reason)
+        payload = found.payload.decode("utf-8", "replace").encode()
+        found.fail(
+            FailedRecord(found.id, self.connection, found.queue, payload, reason, time.time())
+        )
 
     def _reserve_keys(self, queues: Sequence[str]) -> list[str]:
         group = tuple(queues)
@@ -282,7 +307,8 @@ class RedisDriver:
         """Cluster mode: wait for a wake-up token (BLPOP) up to ``seconds``, on one slot's
         notify lists at a time when the queues span several slots.
 
-        A failure here only ends the wait early: the next claim goes through the retry rule.
+        A failure or refusal here only ends the wait early: the next claim goes through the
+        retry rule.
         """
         slots: dict[int, list[str]] = {}
         for q in queues:
@@ -294,7 +320,7 @@ class RedisDriver:
             seconds = min(seconds, CLUSTER_SLICE)
         try:
             self.conn.client.blpop(notify, timeout=seconds)
-        except TRANSIENT as exc:
+        except ENDS_A_WAIT as exc:
             log.debug("blocking wait on %s ended: %s", self.connection, exc)
             time.sleep(min(seconds, 0.05))
 
@@ -354,7 +380,14 @@ class RedisDriver:
 
     def restart_requested_at(self) -> float | None:
         value = self.conn.run(lambda: self.conn.client.get(self.control.restart))
-        return float(value) if value is not None else None
+        if value is None:
+            return None
+        try:
+            return float(value)
+        except ValueError:
+            raise StorageUnavailable(
+                f"{self.conn.describe}: the restart mark {value[:40]!r} is not a time"
+            ) from None
 
     def heartbeat(self, info: WorkerInfo) -> None:
         packed = pack_info(info)

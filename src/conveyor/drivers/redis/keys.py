@@ -41,8 +41,9 @@ class QueueKeys:
                 self.token, self.claims, self.notify, self.handoff]  # fmt: skip
 
     def for_settle(self) -> list[str]:
-        """The keys every settling script starts with: reserved, token, claims (lib_settle.lua)."""
-        return [self.reserved, self.token, self.claims]
+        """The keys every settling script starts with: reserved, token, claims, pending
+        (lib_settle.lua; pending, because a late settlement takes a swept job off it)."""
+        return [self.reserved, self.token, self.claims, self.pending]
 
     def for_store(self) -> list[str]:
         """The 4 keys lib_store.lua's store_jobs takes, in its order."""

@@ -1,4 +1,8 @@
--- Library included by reserve.lua and ack_reserve.lua (reads KEYS from an index, no ARGV).
+-- Library included by reserve.lua, ack_reserve.lua and ack_many_claim.lua, after lib_check.lua
+-- (reads KEYS from an index, no ARGV).
+--   claim_check(base)
+--     Refuse (lib_check.lua) unless the keys claim(base, ...) writes have their types: the
+--     caller runs it before its own first write.
 --   claim(base, lease, token, limit, now, count)
 --     Claim the oldest available job of the first non-empty queue, in priority order, from the
 --     queues whose keys start at KEYS[base], 9 per queue: pending list, delayed zset, reserved
@@ -11,12 +15,20 @@
 --     the attempt when the job starts), and the attempts returned are what it will be then.
 --
 -- Before claiming, due delayed jobs and reservations whose lease ran out move to the pending
--- list (the latter losing their token, so the worker that lost the lease cannot settle them):
--- the claim itself is the sweeper.
+-- list: the claim itself is the sweeper. A swept job keeps its token until it is claimed again,
+-- so a settlement with it that arrives late is still taken (see lib_settle.lua); only the claim
+-- record (claims hash) goes, so a retried claim with that token does not get the job back.
 --
 -- A claim is idempotent per token: if the reply to an earlier call with this token was lost
 -- (a dropped connection), the retry gets the job that call claimed, instead of claiming a
 -- second one and leaving the first reserved, its attempt spent, until its lease runs out.
+--
+-- A job whose stored attempt count is not a number (corrupt data: HINCRBY would fail after the
+-- job left the pending list, and Redis would not put it back) is claimed like any other but
+-- left uncounted and returned with attempts -1: the driver then moves it to the failed store
+-- with the reason. It is never run, since how often it ran is unknown; resetting the count
+-- instead could run a job past its tries. Should the driver die before that, the lease runs
+-- out and the next claim finds it again.
 local function migrate(from, pending, tokens, claims, now, limit)
   local due = redis.call('ZRANGEBYSCORE', from, '-inf', now, 'LIMIT', 0, limit)
   if #due == 0 then return end
@@ -26,7 +38,6 @@ local function migrate(from, pending, tokens, claims, now, limit)
       local old = redis.call('HGET', tokens, id)
       if old then redis.call('HDEL', claims, old) end
     end
-    redis.call('HDEL', tokens, unpack(due))
   end
   redis.call('RPUSH', pending, unpack(due))
 end
@@ -40,6 +51,21 @@ local function next_due(key, now, soonest)
   return soonest
 end
 
+-- the attempts a claim reports: the stored count plus one, less `count` when it is counted
+-- already; -1 when the stored count is not a number
+local function attempts_after(stored, count)
+  if not is_count(stored) then return -1 end
+  return (tonumber(stored) or 0) + 1 - count
+end
+
+local function claim_check(base)
+  for b = base - 1, #KEYS - 9, 9 do
+    expect('list', KEYS[b + 1], KEYS[b + 8])
+    expect('zset', KEYS[b + 2], KEYS[b + 3])
+    expect('hash', KEYS[b + 4], KEYS[b + 5], KEYS[b + 6], KEYS[b + 7], KEYS[b + 9])
+  end
+end
+
 local function claim(base, lease, token, limit, now, count)
   local handoff, soonest = 0, -1
   for q = 1, (#KEYS - base + 1) / 9 do
@@ -49,7 +75,7 @@ local function claim(base, lease, token, limit, now, count)
     if redis.call('EXISTS', KEYS[b + 9]) == 1 then handoff = 1 end
     local prior = redis.call('HGET', claims, token)
     if prior and redis.call('HGET', tokens, prior) == token then
-      local n = tonumber(redis.call('HGET', attempts, prior) or '0') + 1 - count
+      local n = attempts_after(redis.call('HGET', attempts, prior), count)
       return {q, prior, redis.call('HGET', payload, prior), n, handoff}
     end
     migrate(delayed, pending, nil, nil, now, limit)
@@ -59,12 +85,8 @@ local function claim(base, lease, token, limit, now, count)
       if not id then break end
       local body = redis.call('HGET', payload, id)
       if body then
-        local n
-        if count == 1 then
-          n = redis.call('HINCRBY', attempts, id, 1)
-        else
-          n = tonumber(redis.call('HGET', attempts, id) or '0') + 1
-        end
+        local n = attempts_after(redis.call('HGET', attempts, id), 0)
+        if count == 1 and n > 0 then n = redis.call('HINCRBY', attempts, id, 1) end
         redis.call('HSET', tokens, id, token)
         redis.call('HSET', claims, token, id)
         redis.call('ZADD', reserved, now + lease, id)

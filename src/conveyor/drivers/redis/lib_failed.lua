@@ -1,14 +1,42 @@
--- Library included by fail.lua and the failed_*.lua scripts (no KEYS or ARGV of its own).
+-- Library included by fail.lua, the failed_*.lua scripts and the batch scripts, after
+-- lib_check.lua (no KEYS or ARGV of its own).
 -- The failed store is 7 keys sharing one hash tag, taken from KEYS[base..base+6] by
 -- failed_keys(base): seq counter, records hash (id -> packed record), ids zset (score id),
 -- times zset (score failed_at), uuids hash (uuid -> id), queue_of hash, uuid_of hash.
 -- Each queue also has an index zset named `qprefix .. queue` (same hash tag, so it is local to
 -- the script's slot even though it cannot be listed in KEYS ahead of time).
+--   failed_expect(F)                   refuse unless the 7 keys have their types
+--   failed_expect_index(F, qprefix, id)  and the index of record id's queue
+--   failed_check(F, qprefix, uuid, queue)  everything failed_insert() writes for that record;
+--     a seq counter that is not a number is rebuilt from the highest id stored (it only has to
+--     stay above every id), rather than refusing every failure from then on
 local function failed_keys(base)
   return {
     seq = KEYS[base], records = KEYS[base + 1], ids = KEYS[base + 2], times = KEYS[base + 3],
     uuids = KEYS[base + 4], queue_of = KEYS[base + 5], uuid_of = KEYS[base + 6],
   }
+end
+
+local function failed_expect(F)
+  expect('string', F.seq)
+  expect('hash', F.records, F.uuids, F.queue_of, F.uuid_of)
+  expect('zset', F.ids, F.times)
+end
+
+local function failed_expect_index(F, qprefix, id)
+  local queue = redis.call('HGET', F.queue_of, id)
+  if queue then expect('zset', qprefix .. queue) end
+end
+
+local function failed_check(F, qprefix, uuid, queue)
+  failed_expect(F)
+  expect('zset', qprefix .. queue)
+  local old = redis.call('HGET', F.uuids, uuid)
+  if old then failed_expect_index(F, qprefix, old) end
+  if not is_count(redis.call('GET', F.seq)) then
+    local top = redis.call('ZREVRANGE', F.ids, 0, 0, 'WITHSCORES')
+    redis.call('SET', F.seq, top[2] or '0')
+  end
 end
 
 local function failed_remove(F, qprefix, id)

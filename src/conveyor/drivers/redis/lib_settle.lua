@@ -1,11 +1,17 @@
--- Library included by ack.lua, release.lua, fail.lua and fail_handoff.lua (no KEYS or ARGV of
--- its own).
---   unreserve(reserved, tokens, claims, id, token)
---     false, changing nothing, if `token` no longer holds job `id` (its lease ran out and it
---     was claimed again, or it was settled already); else ends the reservation and returns true.
-local function unreserve(reserved, tokens, claims, id, token)
+-- Library included by the scripts that settle a reservation (ack, ack_reserve, ack_many_claim,
+-- release, fail, fail_handoff, batch_settle), after lib_check.lua (no KEYS or ARGV of its own).
+--   unreserve(reserved, tokens, claims, pending, id, token)
+--     false, changing nothing, if `token` no longer holds job `id` (it was claimed again, or
+--     settled already); else ends the reservation and returns true.
+--
+-- A job whose lease ran out and that a claim swept back to the pending list keeps its token
+-- until it is claimed again (see lib_claim.lua). A settlement that arrives late with that token
+-- (the worker finished during an outage, and came back after another worker's claim swept the
+-- job) still holds it: the job is taken off the pending list and settled, instead of running a
+-- second time. Once another claim took the job, the old token is refused as before.
+local function unreserve(reserved, tokens, claims, pending, id, token)
   if redis.call('HGET', tokens, id) ~= token then return false end
-  redis.call('ZREM', reserved, id)
+  if redis.call('ZREM', reserved, id) == 0 then redis.call('LREM', pending, 0, id) end
   redis.call('HDEL', tokens, id)
   redis.call('HDEL', claims, token)
   return true

@@ -83,7 +83,7 @@ class RedisReservation:
 
     def release(self, delay: float, payload: bytes | None = None) -> bool:
         k = self._keys
-        keys = [*k.for_settle(), k.payload, k.pending, k.delayed, k.notify]
+        keys = [*k.for_settle(), k.payload, k.delayed, k.notify]
         args: list[Any] = [self.id, self.token, repr(float(delay))]
         if payload is not None:
             args.append(payload)
@@ -92,7 +92,7 @@ class RedisReservation:
     def extend(self, seconds: float) -> bool:
         k = self._keys
         args = [self.id, self.token, repr(float(seconds))]
-        return bool(self._driver.conn.eval("extend", [k.reserved, k.token], args))
+        return bool(self._driver.conn.eval("extend", [k.reserved, k.token, k.pending], args))
 
     def fail(self, record: FailedRecord) -> bool:
         """Remove the job and write its failed record atomically.
