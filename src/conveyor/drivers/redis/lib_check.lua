@@ -16,11 +16,18 @@ local function refuse(message)
   error({err = 'CORRUPT ' .. message})
 end
 
+-- keys already checked by this call: a script settling eight jobs of one queue names the same
+-- few keys eight times, and asks their type once
+local checked = {}
+
 local function expect(kind, ...)
   for _, key in ipairs({...}) do
-    local found = redis.call('TYPE', key).ok
-    if found ~= 'none' and found ~= kind then
-      refuse('key ' .. key .. ' holds a ' .. found .. ', not a ' .. kind .. '; nothing was changed')
+    if checked[key] ~= kind then
+      local found = redis.call('TYPE', key).ok
+      if found ~= 'none' and found ~= kind then
+        refuse('key ' .. key .. ' holds a ' .. found .. ', not a ' .. kind .. '; nothing was changed')
+      end
+      checked[key] = kind
     end
   end
 end
