@@ -6,7 +6,8 @@ imports or calls nothing a payload names outside its app modules."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +94,10 @@ def _failed_text(app: Conveyor, job_id: str) -> str:
 
 
 def test_forged_payloads_fail_with_a_reason_and_the_worker_lives_on(
-    hostile_app: Conveyor, project: Path, both_executors: Workers
+    hostile_app: Conveyor,
+    project: Path,
+    both_executors: Workers,
+    conveyor_cli: Callable[..., subprocess.CompletedProcess[str]],
 ) -> None:
     driver = hostile_app.driver()
     healthy: list[str] = []
@@ -116,6 +120,11 @@ def test_forged_payloads_fail_with_a_reason_and_the_worker_lives_on(
     stderr = worker.stderr()
     assert "Traceback" not in stderr and "[[[[" not in stderr
     assert driver.size("default").total == 0
+
+    for command in (("failed",), ("failed", "--json"), ("retry", "all")):
+        result = conveyor_cli(*command)
+        assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert driver.size("default").total == len(FORGED)
 
 
 @pytest.mark.parametrize("kind", sorted(HOSTILE_TEXTS))
