@@ -23,10 +23,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from .envelope import DEFAULT_MAX_PAYLOAD
 from .errors import ConfigError
+from .urls import mask_url
 
 KNOWN_SCHEMES = (
     "sync", "sqlite", "redis", "rediss", "redis+cluster", "rediss+cluster", "redis+sentinel",
@@ -50,11 +50,7 @@ class ConnectionSettings:
         return self.url.partition("://")[0].lower()
 
     def masked_url(self) -> str:
-        parts = urlsplit(self.url)
-        if parts.password:
-            netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-            return urlunsplit(parts._replace(netloc=netloc))
-        return self.url
+        return mask_url(self.url)
 
 
 @dataclass(frozen=True)
@@ -177,7 +173,8 @@ def _connection(name: str, raw: Any, root: Path, where: str) -> ConnectionSettin
         )
     url = raw.get("url")
     if not isinstance(url, str) or "://" not in url:
-        raise ConfigError(f"{where}.url: expected a URL like sqlite:///conveyor.db, got {url!r}")
+        shown = mask_url(url) if isinstance(url, str) else url
+        raise ConfigError(f"{where}.url: expected a URL like sqlite:///conveyor.db, got {shown!r}")
     scheme = url.partition("://")[0].lower()
     if scheme not in KNOWN_SCHEMES:
         raise ConfigError(
