@@ -12,15 +12,16 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
-from rich.markup import escape
 
 from ..app import Conveyor, set_app
 from ..config import load_settings
 from ..errors import ConfigError, ConnectionUnavailable, ConveyorError
+from .text import inert, plain
 
 OK, NOT_FOUND, USAGE = 0, 1, 2
-console = Console()
-err_console = Console(stderr=True)
+#: no ``:name:`` emoji codes: a queue called ``:fire:`` is shown as it is called
+console = Console(emoji=False)
+err_console = Console(stderr=True, emoji=False)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -41,7 +42,9 @@ class State:
 
 
 def fail(message: str, code: int = USAGE) -> None:
-    err_console.print(f"[red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    err_console.print(
+        f"[red]error:[/] {inert(message, keep_newlines=True)}", highlight=False, soft_wrap=True
+    )
     raise SystemExit(code)
 
 
@@ -63,7 +66,8 @@ def guarded(fn: F) -> F:
 
 
 class _Formatter(logging.Formatter):
-    """The standard format, with the date and time formatted once per second, not per line."""
+    """The standard format, with the date and time formatted once per second, not per line,
+    and job names and errors (which come from the queue) made ``plain``."""
 
     _second = -1
     _stamp = ""
@@ -74,6 +78,9 @@ class _Formatter(logging.Formatter):
             self._second = second
             self._stamp = time.strftime(self.default_time_format, self.converter(second))
         return f"{self._stamp},{int(record.msecs):03d}"
+
+    def format(self, record: logging.LogRecord) -> str:
+        return plain(super().format(record), keep_newlines=True)
 
 
 class _Burst(logging.handlers.MemoryHandler):

@@ -7,12 +7,12 @@ import time
 from datetime import datetime
 
 import click
-from rich.markup import escape
 from rich.table import Table
 
 from .. import failed as failed_ops
 from ..envelope import peek_name
 from .common import NOT_FOUND, State, console, fail, guarded, pass_state
+from .text import inert
 
 _conn = click.option("--connection", "-c", default=None, help="Connection whose store to use. [default: the default connection]")  # fmt: skip
 
@@ -65,7 +65,7 @@ def failed(
             when,
             _first_line(r.exception),
         )
-        table.add_row(*(escape(cell) for cell in cells))  # error text is data, not rich markup
+        table.add_row(*(inert(cell) for cell in cells))  # stored text is data, not markup
     console.print(table)
 
 
@@ -97,7 +97,8 @@ def retry(state: State, ids: tuple[str, ...], connection: str | None, queue: str
             continue
         failed_ops.retry(driver, record)
         console.print(
-            f"Queued failed job {key} ({peek_name(record.payload)}) again as {record.uuid}."
+            f"Queued failed job {inert(key)} ({inert(peek_name(record.payload))}) again as"
+            f" {inert(record.uuid)}."
         )
     if missing:
         fail(f"no failed job with id {', '.join(missing)}", NOT_FOUND)
@@ -119,7 +120,7 @@ def forget(state: State, ids: tuple[str, ...], connection: str | None) -> None:
     missing = [key for key in ids if not driver.failed.forget(key)]
     for key in ids:
         if key not in missing:
-            console.print(f"Forgot failed job {key}.")
+            console.print(f"Forgot failed job {inert(key)}.")
     if missing:
         fail(f"no failed job with id {', '.join(missing)}", NOT_FOUND)
 

@@ -11,6 +11,7 @@ from ..worker.executor import WorkerDefaults
 from ..worker.loop import PREFETCH_HOLD, Worker, WorkerOptions
 from ..worker.process import SPIN, ChildRunner, InlineRunner
 from .common import State, fail, guarded, pass_state, setup_logging
+from .text import plain
 
 #: async jobs at once by default, as taskiq does; sync jobs are never affected
 DEFAULT_CONCURRENCY = 100
@@ -177,9 +178,11 @@ def work(
         serial = ChildRunner(lambda: app.executor(defaults), memory, spin)
         worker = Worker(driver, serial, app.events, defaults, options)
     click.echo(
-        f"Processing jobs from {settings.name} [{','.join(options.queues)}]"
-        f" (lease {options.lease:g}s, timeout {timeout:g}s, tries {tries},"
-        f" concurrency {1 if in_process else concurrency})",
+        plain(
+            f"Processing jobs from {settings.name} [{','.join(options.queues)}]"
+            f" (lease {options.lease:g}s, timeout {timeout:g}s, tries {tries},"
+            f" concurrency {1 if in_process else concurrency})"
+        ),
         err=True,
     )
     raise SystemExit(worker.run())
