@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 
 def normalize(value: float | Sequence[float] | str | None) -> list[float] | None:
-    """Accept ``3``, ``[3, 5, 10]`` or the CLI's ``"3,5,10"``; refuse negatives and garbage."""
+    """Accept ``3``, ``[3, 5, 10]`` or the CLI's ``"3,5,10"``; refuse negatives, ``nan``,
+    infinities and garbage."""
     if value is None:
         return None
     if isinstance(value, str):
@@ -21,8 +23,8 @@ def normalize(value: float | Sequence[float] | str | None) -> list[float] | None
         items = [float(value)]
     else:
         items = [float(v) for v in value]
-    if not items or any(v < 0 for v in items):
-        raise ValueError(f"backoff must be one or more non-negative numbers, got {value!r}")
+    if not items or any(not math.isfinite(v) or v < 0 for v in items):
+        raise ValueError(f"backoff must be one or more finite non-negative numbers, got {value!r}")
     return items
 
 

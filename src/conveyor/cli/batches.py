@@ -12,7 +12,7 @@ from rich.table import Table
 from .. import failed as failed_ops
 from ..bus.batch import Batch, find_batch
 from ..bus.batch_store import store_for
-from .common import NOT_FOUND, State, console, fail, guarded, pass_state
+from .common import NOT_FOUND, FiniteFloat, State, console, fail, guarded, pass_state
 from .text import inert
 
 _conn = click.option("--connection", "-c", default=None, help="Connection whose batches to use. [default: the default connection]")  # fmt: skip
@@ -178,9 +178,9 @@ def retry(state: State, batch_id: str, connection: str | None) -> None:
 
 @batches.command()
 @_conn
-@click.option("--hours", type=click.FloatRange(min=0), default=24.0, show_default=True, help="Delete finished batches older than this.")  # fmt: skip
-@click.option("--unfinished", type=click.FloatRange(min=0), default=None, metavar="HOURS", help="Also delete unfinished batches created more than HOURS ago.")  # fmt: skip
-@click.option("--cancelled", type=click.FloatRange(min=0), default=None, metavar="HOURS", help="Also delete cancelled batches created more than HOURS ago.")  # fmt: skip
+@click.option("--hours", type=FiniteFloat(min=0), default=24.0, show_default=True, help="Delete finished batches older than this.")  # fmt: skip
+@click.option("--unfinished", type=FiniteFloat(min=0), default=None, metavar="HOURS", help="Also delete unfinished batches created more than HOURS ago.")  # fmt: skip
+@click.option("--cancelled", type=FiniteFloat(min=0), default=None, metavar="HOURS", help="Also delete cancelled batches created more than HOURS ago.")  # fmt: skip
 @pass_state
 @guarded
 def prune(

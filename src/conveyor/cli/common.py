@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import logging.handlers
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -23,6 +24,20 @@ OK, NOT_FOUND, USAGE = 0, 1, 2
 console = Console(emoji=False)
 err_console = Console(stderr=True, emoji=False)
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class FiniteFloat(click.FloatRange):
+    """A ``FloatRange`` that refuses ``nan`` and the infinities.
+
+    ``FloatRange`` lets ``nan`` through any bound (every comparison with it is false), and
+    ``--sleep inf`` or ``--max-time inf`` are "never" spelled in a way nothing below expects.
+    """
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
 
 
 class State:

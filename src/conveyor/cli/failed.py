@@ -11,7 +11,7 @@ from rich.table import Table
 
 from .. import failed as failed_ops
 from ..envelope import peek_name
-from .common import NOT_FOUND, State, console, fail, guarded, pass_state
+from .common import NOT_FOUND, FiniteFloat, State, console, fail, guarded, pass_state
 from .text import inert
 
 _conn = click.option("--connection", "-c", default=None, help="Connection whose store to use. [default: the default connection]")  # fmt: skip
@@ -129,7 +129,7 @@ def forget(state: State, ids: tuple[str, ...], connection: str | None) -> None:
 @_conn
 @click.option(
     "--hours",
-    type=click.FloatRange(min=0),
+    type=FiniteFloat(min=0),
     default=None,
     help="Only those that failed more than this many hours ago.",
 )

@@ -10,7 +10,7 @@ from ..worker.concurrent import ConcurrentWorker
 from ..worker.executor import WorkerDefaults
 from ..worker.loop import PREFETCH_HOLD, Worker, WorkerOptions
 from ..worker.process import SPIN, ChildRunner, InlineRunner
-from .common import State, fail, guarded, pass_state, setup_logging
+from .common import FiniteFloat, State, fail, guarded, pass_state, setup_logging
 from .text import plain
 
 #: async jobs at once by default, as taskiq does; sync jobs are never affected
@@ -37,7 +37,7 @@ def _queues(value: str) -> tuple[str, ...]:
 @click.option("--stop-when-empty", is_flag=True, help="Exit as soon as no job is available.")
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0),
+    type=FiniteFloat(min=0),
     default=60.0,
     show_default=True,
     help="Seconds a job may run before its process is killed (0: no limit); a job's own `timeout` wins.",
@@ -58,7 +58,7 @@ def _queues(value: str) -> tuple[str, ...]:
 )
 @click.option(
     "--sleep",
-    type=click.FloatRange(min=0),
+    type=FiniteFloat(min=0),
     default=3.0,
     show_default=True,
     help="Seconds to wait for a job before checking again (drivers that can wake sooner do).",
@@ -71,20 +71,20 @@ def _queues(value: str) -> tuple[str, ...]:
 )
 @click.option(
     "--max-time",
-    type=click.FloatRange(min=0),
+    type=FiniteFloat(min=0),
     default=0.0,
     help="Exit after this many seconds (0: no limit).",
 )
 @click.option(
     "--memory",
-    type=click.FloatRange(min=1),
+    type=FiniteFloat(min=1),
     default=None,
     metavar="MB",
     help="Replace the executor process between jobs once it uses more than MB megabytes.",
 )
 @click.option(
     "--lease",
-    type=click.FloatRange(min=0.1),
+    type=FiniteFloat(min=0.1),
     default=None,
     help="Seconds a reservation lasts without renewal. [default: the connection's retry_after]",
 )
@@ -99,7 +99,7 @@ def _queues(value: str) -> tuple[str, ...]:
 )
 @click.option(
     "--prefetch-hold",
-    type=click.FloatRange(min=0),
+    type=FiniteFloat(min=0),
     default=PREFETCH_HOLD,
     show_default=True,
     help="While a sync job runs, the next jobs are claimed ahead (their attempts counted only "
@@ -117,7 +117,7 @@ def _queues(value: str) -> tuple[str, ...]:
 )
 @click.option(
     "--spin",
-    type=click.FloatRange(min=0, max=0.01),
+    type=FiniteFloat(min=0, max=0.01),
     default=SPIN,
     show_default=True,
     help="Seconds the executor process keeps polling for the next job after one ends, before "
