@@ -34,7 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from .envelope import DEFAULT_MAX_PAYLOAD
-from .errors import ConfigError
+from .errors import ConfigError, InvalidQueueName
+from .queues import check_queue_name
 from .urls import mask_url
 
 KNOWN_SCHEMES = (
@@ -224,10 +225,17 @@ def _connection(
         name=name,
         url=url,
         retry_after=_number(raw.get("retry_after", 30.0), label["retry_after"]),
-        queue=str(raw.get("queue", "default")),
+        queue=_queue(raw.get("queue", "default"), label["queue"]),
         block_for=None if block_for in (None, "") else _number(block_for, label["block_for"]),
         prefix=str(raw.get("prefix", "conveyor")),
     )
+
+
+def _queue(value: Any, where: str) -> str:
+    try:
+        return check_queue_name(value)
+    except InvalidQueueName as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _sqlite_url(url: str, root: Path) -> str:

@@ -16,7 +16,8 @@ from rich.console import Console
 
 from ..app import Conveyor, set_app
 from ..config import load_settings
-from ..errors import ConfigError, ConnectionUnavailable, ConveyorError
+from ..errors import ConfigError, ConnectionUnavailable, ConveyorError, InvalidQueueName
+from ..queues import check_queue_name
 from .text import inert, plain
 
 OK, NOT_FOUND, USAGE = 0, 1, 2
@@ -38,6 +39,30 @@ class FiniteFloat(click.FloatRange):
         if not math.isfinite(number):
             self.fail(f"{value!r} is not a finite number.", param, ctx)
         return number
+
+
+def queue_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Click callback for a ``--queue`` naming one queue: the rule of ``conveyor.queues``."""
+    if value is None:
+        return None
+    try:
+        return check_queue_name(value)
+    except InvalidQueueName as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+
+
+def queues_option(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> tuple[str, ...] | None:
+    """Click callback for a ``--queue Q1,Q2`` list; spaces around a comma are ignored."""
+    if value is None:
+        return None
+    names = tuple(q.strip() for q in value.split(",") if q.strip())
+    if not names:
+        raise click.BadParameter("name at least one queue, e.g. --queue high,default", ctx, param)
+    for name in names:
+        queue_option(ctx, param, name)
+    return names
 
 
 class State:

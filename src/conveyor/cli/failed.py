@@ -11,7 +11,16 @@ from rich.table import Table
 
 from .. import failed as failed_ops
 from ..envelope import peek_name
-from .common import NOT_FOUND, FiniteFloat, State, console, fail, guarded, pass_state
+from .common import (
+    NOT_FOUND,
+    FiniteFloat,
+    State,
+    console,
+    fail,
+    guarded,
+    pass_state,
+    queue_option,
+)
 from .text import inert
 
 _conn = click.option("--connection", "-c", default=None, help="Connection whose store to use. [default: the default connection]")  # fmt: skip
@@ -24,7 +33,7 @@ def _first_line(text: str) -> str:
 
 @click.command()
 @_conn
-@click.option("--queue", "-q", default=None, help="Only jobs of this queue.")
+@click.option("--queue", "-q", default=None, callback=queue_option, help="Only jobs of this queue.")
 @click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
 @pass_state
@@ -72,7 +81,13 @@ def failed(
 @click.command()
 @click.argument("ids", nargs=-1, required=True, metavar="ID... | all")
 @_conn
-@click.option("--queue", "-q", default=None, help="With `all`: only this queue's failed jobs.")
+@click.option(
+    "--queue",
+    "-q",
+    default=None,
+    callback=queue_option,
+    help="With `all`: only this queue's failed jobs.",
+)
 @pass_state
 @guarded
 def retry(state: State, ids: tuple[str, ...], connection: str | None, queue: str | None) -> None:

@@ -7,7 +7,7 @@ import time
 import click
 from rich.table import Table
 
-from .common import State, console, guarded, pass_state
+from .common import State, console, guarded, pass_state, queue_option, queues_option
 from .text import inert, plain
 
 SEEN_WITHIN = 15.0
@@ -20,12 +20,13 @@ SEEN_WITHIN = 15.0
     "-q",
     "queues",
     default=None,
+    callback=queues_option,
     metavar="Q1,Q2",
     help="Queues to show. [default: every queue with jobs, and the connection's queue]",
 )
 @pass_state
 @guarded
-def status(state: State, connection: str | None, queues: str | None) -> None:
+def status(state: State, connection: str | None, queues: tuple[str, ...] | None) -> None:
     """Show pending, delayed and reserved jobs per queue, failed jobs, and live workers.
 
     \b
@@ -36,11 +37,7 @@ def status(state: State, connection: str | None, queues: str | None) -> None:
     app = state.app(import_modules=False)
     settings = app.settings.connection(connection)
     driver = app.driver(settings.name)
-    names = (
-        [q.strip() for q in queues.split(",")]
-        if queues
-        else sorted({settings.queue, *driver.queues()})
-    )
+    names = queues or sorted({settings.queue, *driver.queues()})
     table = Table(title=f"Queues on {inert(settings.name)} ({inert(settings.masked_url())})")
     for col in ("Queue", "Pending", "Delayed", "Reserved", "Failed"):
         table.add_column(col, justify="right" if col != "Queue" else "left")
@@ -85,7 +82,11 @@ def status(state: State, connection: str | None, queues: str | None) -> None:
 @click.command()
 @click.argument("connection", required=False)
 @click.option(
-    "--queue", "-q", default=None, help="Queue to empty. [default: the connection's queue]"
+    "--queue",
+    "-q",
+    default=None,
+    callback=queue_option,
+    help="Queue to empty. [default: the connection's queue]",
 )
 @click.option("--force", is_flag=True, help="Do not ask for confirmation.")
 @pass_state

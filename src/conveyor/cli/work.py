@@ -10,18 +10,11 @@ from ..worker.concurrent import ConcurrentWorker
 from ..worker.executor import WorkerDefaults
 from ..worker.loop import PREFETCH_HOLD, Worker, WorkerOptions
 from ..worker.process import SPIN, ChildRunner, InlineRunner
-from .common import FiniteFloat, State, fail, guarded, pass_state, setup_logging
+from .common import FiniteFloat, State, fail, guarded, pass_state, queues_option, setup_logging
 from .text import plain
 
 #: async jobs at once by default, as taskiq does; sync jobs are never affected
 DEFAULT_CONCURRENCY = 100
-
-
-def _queues(value: str) -> tuple[str, ...]:
-    names = tuple(q.strip() for q in value.split(",") if q.strip())
-    if not names:
-        raise click.BadParameter("name at least one queue, e.g. --queue high,default")
-    return names
 
 
 @click.command()
@@ -30,6 +23,7 @@ def _queues(value: str) -> tuple[str, ...]:
     "--queue",
     "-q",
     default=None,
+    callback=queues_option,
     metavar="Q1,Q2",
     help="Queues in priority order: all of high before any of default. [default: the connection's queue]",
 )
@@ -133,7 +127,7 @@ def _queues(value: str) -> tuple[str, ...]:
 @pass_state
 @guarded
 def work(
-    state: State, connection: str | None, queue: str | None, once: bool, stop_when_empty: bool,
+    state: State, connection: str | None, queue: tuple[str, ...] | None, once: bool, stop_when_empty: bool,
     timeout: float, tries: int, backoff: str, sleep: float, max_jobs: int, max_time: float,
     memory: float | None, lease: float | None, concurrency: int, prefetch_hold: float,
     prefetch: int | None, spin: float, verbose: int, in_process: bool,
@@ -162,7 +156,7 @@ def work(
         fail(f"--backoff: {exc}")
     defaults = WorkerDefaults(tries=tries, backoff=schedule, timeout=timeout or None)
     options = WorkerOptions(
-        queues=_queues(queue) if queue is not None else (settings.queue,),
+        queues=queue or (settings.queue,),
         once=once, stop_when_empty=stop_when_empty, sleep=sleep, max_jobs=max_jobs,
         max_time=max_time, lease=lease or settings.retry_after, prefetch_hold=prefetch_hold,
         prefetch=prefetch,
