@@ -6,7 +6,8 @@ from collections.abc import Sequence
 
 
 def normalize(value: float | Sequence[float] | str | None) -> list[float] | None:
-    """Accept ``3``, ``[3, 5, 10]`` or the CLI's ``"3,5,10"``; refuse negatives and garbage."""
+    """Accept ``3``, ``[3, 5, 10]`` or the CLI's ``"3,5,10"``; refuse negatives, ``nan``,
+    infinities and garbage."""
     if value is None:
         return None
     if isinstance(value, str):
@@ -22,7 +23,7 @@ def normalize(value: float | Sequence[float] | str | None) -> list[float] | None
     else:
         items = [float(v) for v in value]
     if not items or any(not 0 <= v <= 1e10 for v in items):  # NaN fails this too
-        raise ValueError(f"backoff must be one or more non-negative numbers, got {value!r}")
+        raise ValueError(f"backoff must be one or more finite non-negative numbers, got {value!r}")
     return items
 
 

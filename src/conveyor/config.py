@@ -11,22 +11,32 @@ Example ``conveyor.toml``::
     retry_after = 30               # lease in seconds, renewed while a job runs
 
 Environment: ``CONVEYOR_CONNECTION`` (name or URL of the default connection, like Laravel's
-``QUEUE_CONNECTION``), ``CONVEYOR_APP`` (comma list), ``CONVEYOR_MAX_PAYLOAD``,
-``CONVEYOR_<NAME>_URL`` and ``CONVEYOR_<NAME>_RETRY_AFTER`` for connection ``<name>``.
+``QUEUE_CONNECTION``), ``CONVEYOR_APP`` (comma list), ``CONVEYOR_MAX_PAYLOAD``, and
+``CONVEYOR_<NAME>_<KEY>`` for key ``<key>`` (``url``, ``retry_after``, ``queue``,
+``block_for``, ``prefix``) of connection ``<name>``. The top-level names always mean the
+top-level setting, so a connection named ``max`` is not handed ``CONVEYOR_MAX_PAYLOAD``; a
+variable is a connection's only when its whole name is that connection's name and one of those
+keys, so ``CONVEYOR_A_B_URL`` is connection ``a_b``'s URL even where a connection ``a`` exists.
+Any other ``CONVEYOR_<NAME>_...`` of a known connection is an error, as a misspelt key is.
+
+Numbers must be finite and positive: ``retry_after = nan`` would store a lease the database
+refuses, and ``inf`` a lease that never runs out.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from .envelope import DEFAULT_MAX_PAYLOAD
-from .errors import ConfigError
+from .errors import ConfigError, InvalidQueueName
+from .queues import check_queue_name
+from .urls import mask_url
 
 KNOWN_SCHEMES = (
     "sync", "sqlite", "redis", "rediss", "redis+cluster", "rediss+cluster", "redis+sentinel",
@@ -34,6 +44,8 @@ KNOWN_SCHEMES = (
 )  # fmt: skip
 _TOP_KEYS = {"default", "app", "max_payload", "connections"}
 _CONN_KEYS = {"url", "retry_after", "queue", "block_for", "prefix"}
+#: environment variables that are top-level settings, never a connection's
+TOP_LEVEL_ENV = frozenset({"CONVEYOR_CONNECTION", "CONVEYOR_APP", "CONVEYOR_MAX_PAYLOAD"})
 
 
 @dataclass(frozen=True)
@@ -50,11 +62,7 @@ class ConnectionSettings:
         return self.url.partition("://")[0].lower()
 
     def masked_url(self) -> str:
-        parts = urlsplit(self.url)
-        if parts.password:
-            netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-            return urlunsplit(parts._replace(netloc=netloc))
-        return self.url
+        return mask_url(self.url)
 
 
 @dataclass(frozen=True)
@@ -130,12 +138,11 @@ def _build(data: Mapping[str, Any], env: Mapping[str, str], root: Path, source: 
         raise ConfigError(f"{source}: 'connections' must be a table of [connections.NAME]")
     for name, raw in raw_conns.items():
         connections[name] = _connection(name, raw, root, f"{source}: connections.{name}")
-    for name in list(connections):
-        prefix = f"CONVEYOR_{name.upper()}_"
-        overrides = {k[len(prefix) :].lower(): v for k, v in env.items() if k.startswith(prefix)}
-        if overrides:
-            merged = {**_as_dict(connections[name]), **overrides}
-            connections[name] = _connection(name, merged, root, f"environment {prefix}*")
+    for name, overrides in _env_overrides(env, list(connections)).items():
+        merged = {**_as_dict(connections[name]), **overrides}
+        where = f"environment CONVEYOR_{name.upper()}_*"
+        labels = {key: f"CONVEYOR_{name.upper()}_{key.upper()}" for key in overrides}
+        connections[name] = _connection(name, merged, root, where, labels)
     default = str(data.get("default", "database"))
     default_from = f"{source}: 'default'"
     from_env = env.get("CONVEYOR_CONNECTION")
@@ -153,7 +160,7 @@ def _build(data: Mapping[str, Any], env: Mapping[str, str], root: Path, source: 
         default=default,
         connections=connections,
         app=_modules(env.get("CONVEYOR_APP") or data.get("app", ()), source),
-        max_payload=_int(
+        max_payload=_count(
             env.get("CONVEYOR_MAX_PAYLOAD", data.get("max_payload", DEFAULT_MAX_PAYLOAD)),
             payload_from,
         ),
@@ -162,12 +169,37 @@ def _build(data: Mapping[str, Any], env: Mapping[str, str], root: Path, source: 
     )  # fmt: skip
 
 
+def _env_overrides(env: Mapping[str, str], names: list[str]) -> dict[str, dict[str, str]]:
+    """``{connection: {key: value}}`` from ``CONVEYOR_<NAME>_<KEY>``; see the module's rule."""
+    exact = {f"CONVEYOR_{n.upper()}_{k.upper()}": (n, k) for n in names for k in _CONN_KEYS}
+    found: dict[str, dict[str, str]] = {}
+    for var, value in env.items():
+        if var in TOP_LEVEL_ENV or not var.startswith("CONVEYOR_"):
+            continue
+        if var in exact:
+            name, key = exact[var]
+            found.setdefault(name, {})[key] = value
+            continue
+        owner = next((n for n in names if var.startswith(f"CONVEYOR_{n.upper()}_")), None)
+        if owner is not None:
+            keys = ", ".join(f"CONVEYOR_{owner.upper()}_{k.upper()}" for k in sorted(_CONN_KEYS))
+            raise ConfigError(
+                f"environment {var}: unknown setting of connection {owner!r}; known: {keys}"
+            )
+    return found
+
+
 def _as_dict(c: ConnectionSettings) -> dict[str, Any]:
     return {"url": c.url, "retry_after": c.retry_after, "queue": c.queue,
             "block_for": c.block_for, "prefix": c.prefix}  # fmt: skip
 
 
-def _connection(name: str, raw: Any, root: Path, where: str) -> ConnectionSettings:
+def _connection(
+    name: str, raw: Any, root: Path, where: str, labels: Mapping[str, str] | None = None
+) -> ConnectionSettings:
+    """The connection from its table; ``labels`` name where keys came from other than ``where``
+    (the environment variable), so an error points at what to fix."""
+    label = {key: f"{where}.{key}" for key in _CONN_KEYS} | dict(labels or {})
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: must be a table with at least 'url'")
     unknown = set(raw) - _CONN_KEYS
@@ -177,11 +209,14 @@ def _connection(name: str, raw: Any, root: Path, where: str) -> ConnectionSettin
         )
     url = raw.get("url")
     if not isinstance(url, str) or "://" not in url:
-        raise ConfigError(f"{where}.url: expected a URL like sqlite:///conveyor.db, got {url!r}")
+        shown = mask_url(url) if isinstance(url, str) else url
+        raise ConfigError(
+            f"{label['url']}: expected a URL like sqlite:///conveyor.db, got {shown!r}"
+        )
     scheme = url.partition("://")[0].lower()
     if scheme not in KNOWN_SCHEMES:
         raise ConfigError(
-            f"{where}.url: unknown scheme {scheme!r}; known: {', '.join(KNOWN_SCHEMES)}"
+            f"{label['url']}: unknown scheme {scheme!r}; known: {', '.join(KNOWN_SCHEMES)}"
         )
     if scheme == "sqlite":
         url = _sqlite_url(url, root)
@@ -189,11 +224,18 @@ def _connection(name: str, raw: Any, root: Path, where: str) -> ConnectionSettin
     return ConnectionSettings(
         name=name,
         url=url,
-        retry_after=_number(raw.get("retry_after", 30.0), f"{where}.retry_after"),
-        queue=str(raw.get("queue", "default")),
-        block_for=None if block_for in (None, "") else _number(block_for, f"{where}.block_for"),
+        retry_after=_number(raw.get("retry_after", 30.0), label["retry_after"]),
+        queue=_queue(raw.get("queue", "default"), label["queue"]),
+        block_for=None if block_for in (None, "") else _number(block_for, label["block_for"]),
         prefix=str(raw.get("prefix", "conveyor")),
     )
+
+
+def _queue(value: Any, where: str) -> str:
+    try:
+        return check_queue_name(value)
+    except InvalidQueueName as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _sqlite_url(url: str, root: Path) -> str:
@@ -205,20 +247,27 @@ def _sqlite_url(url: str, root: Path) -> str:
 
 
 def _number(value: Any, where: str) -> float:
+    """A finite, positive number of seconds (``true`` is not one, though Python says 1)."""
     try:
-        number = float(value)
+        number = float(value) if not isinstance(value, bool) else math.nan
     except (TypeError, ValueError):
-        raise ConfigError(f"{where}: expected a number of seconds, got {value!r}") from None
-    if number <= 0:
-        raise ConfigError(f"{where}: must be positive, got {value!r}")
+        number = math.nan
+    if not math.isfinite(number) or number <= 0:
+        raise ConfigError(f"{where}: expected a finite positive number of seconds, got {value!r}")
     return number
 
 
-def _int(value: Any, where: str) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{where}: expected a whole number, got {value!r}") from None
+def _count(value: Any, where: str) -> int:
+    """A positive whole number: ``1.5`` or ``-1`` bytes is a mistake, not something to round."""
+    if isinstance(value, str):
+        value = value.strip()
+        digits = value.isascii() and value.isdigit() and len(value) <= 18  # below 2**63
+        number = int(value) if digits else None
+    else:
+        number = value if isinstance(value, int) and not isinstance(value, bool) else None
+    if number is None or number <= 0:
+        raise ConfigError(f"{where}: expected a positive whole number, got {value!r}")
+    return number
 
 
 def _modules(value: Any, source: str) -> tuple[str, ...]:

@@ -19,6 +19,7 @@ from .envelope import Envelope
 from .errors import ConveyorError, PayloadTooLarge, SerializationError
 from .events import JobQueued
 from .job import Job
+from .queues import check_queue_name
 from .serialization import encode_fields
 from .worker.executor import Attempt
 from .worker.outcome import Kind, Outcome
@@ -75,7 +76,7 @@ def build_envelope(
         id=envelope_mod.new_job_id(),
         job=cls.job_name,
         args=encode_fields(job),
-        queue=queue or cls.queue or default_queue,
+        queue=check_queue_name(queue or cls.queue or default_queue),
         connection=connection,
         tries=cls.tries,
         timeout=cls.timeout,
@@ -116,7 +117,7 @@ class PendingDispatch:
         return self
 
     def on_queue(self, name: str) -> PendingDispatch:
-        self._queue = name
+        self._queue = check_queue_name(name)
         return self
 
     def on_connection(self, name: str) -> PendingDispatch:

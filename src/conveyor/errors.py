@@ -65,3 +65,7 @@ class JobTimedOut(ConveyorError):
 
 class WorkerLost(ConveyorError):
     """The process running the job died (segfault, ``os._exit``, OOM kill) before reporting."""
+
+
+class InvalidQueueName(ConveyorError, ValueError):
+    """A queue name breaks the one rule every backend can keep (see ``conveyor.queues``)."""

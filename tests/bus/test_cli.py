@@ -59,3 +59,13 @@ def test_an_unknown_batch_exits_1_with_one_line(sqlite_app: Conveyor) -> None:
         assert result.exit_code == 1
         assert "no batch with id nope" in result.output
         assert "Traceback" not in result.output
+
+
+def test_a_batch_name_with_markup_and_escapes_prints_inert(sqlite_app: Conveyor) -> None:
+    name = "[/]\x1b]0;pwned\x07\u202eevil"
+    made = batch([Step(key="a")]).name(name).dispatch()
+    for args in (["batches"], ["batches", "show", made.id]):
+        result = run(*args)
+        assert result.exit_code == 0, result.output
+        assert "[/]" in result.output
+        assert not {"\x1b", "\x07", "\u202e"} & set(result.output), repr(result.output)

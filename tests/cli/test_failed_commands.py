@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from conveyor.envelope import decode
 
 from .conftest import Project
@@ -79,6 +81,17 @@ def test_retry_an_unknown_id_exits_1(workspace: Project) -> None:
     assert result.returncode == 1
     assert "no failed job with id 999" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("key", ["\u00b2", "99999999999999999999999", "9" * 5000])
+@pytest.mark.parametrize("command", ["retry", "forget"])
+def test_an_odd_id_is_one_line_and_exit_1(workspace: Project, command: str, key: str) -> None:
+    workspace.add_failed()
+    result = workspace.run(command, key)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith("error: no failed job with id ")
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert workspace.driver.failed.count() == 1
 
 
 def test_retry_needs_an_id(workspace: Project) -> None:

@@ -125,3 +125,14 @@ def test_config_prints_resolved_settings_and_masks_passwords(workspace: Project)
     assert str(workspace.root / "conveyor.toml") in result.stdout
     assert "app:         clijobs" in result.stdout
     assert row(result.stdout, "database")[3] == "3"
+
+
+def test_config_and_status_mask_a_password_in_the_query_string(workspace: Project) -> None:
+    url = "postgresql://postgres@127.0.0.1:5432/test?password=qu3ry-pw&connect_timeout=5"
+    env = {"CONVEYOR_CONNECTION": url}
+    shown = "postgresql://postgres@127.0.0.1:5432/test?password=***&connect_timeout=5"
+    for command in (["config"], ["status", "--queue", "cli-mask-check"]):
+        result = workspace.run(*command, env=env)
+        assert result.returncode == 0, result.stderr
+        assert "qu3ry-pw" not in result.stdout + result.stderr
+        assert shown in result.stdout.replace("\n", "").replace(" ", ""), result.stdout

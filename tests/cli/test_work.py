@@ -100,6 +100,27 @@ def test_app_modules_from_the_command_line(workspace: Project) -> None:
         (["work", "--spin", "-0.001"], "Invalid value for '--spin'"),
         (["work", "--prefetch", "-1"], "Invalid value for '--prefetch'"),
         (["work", "--prefetch", "many"], "Invalid value for '--prefetch'"),
+        (["work", "--sleep", "nan"], "Invalid value for '--sleep'"),
+        (["work", "--sleep", "inf"], "Invalid value for '--sleep'"),
+        (["work", "--timeout", "nan"], "Invalid value for '--timeout'"),
+        (["work", "--timeout", "-1"], "Invalid value for '--timeout'"),
+        (["work", "--memory", "nan"], "Invalid value for '--memory'"),
+        (["work", "--max-time", "inf"], "Invalid value for '--max-time'"),
+        (["work", "--max-jobs", "-1"], "Invalid value for '--max-jobs'"),
+        (["work", "--max-jobs", "nan"], "Invalid value for '--max-jobs'"),
+        (["work", "--lease", "nan"], "Invalid value for '--lease'"),
+        (["work", "--prefetch-hold", "nan"], "Invalid value for '--prefetch-hold'"),
+        (["work", "--spin", "nan"], "Invalid value for '--spin'"),
+        (["work", "--backoff", "3,nan"], "--backoff"),
+        (["work", "--backoff", "inf"], "--backoff"),
+        (["flush", "--hours", "nan"], "Invalid value for '--hours'"),
+        (["work", "--stop-when-empty", "--queue", "x" * 200], "at most 80 characters"),
+        (["work", "--stop-when-empty", "--queue", "high, bad\x1bname"], "'\\x1b'"),
+        (["status", "--queue", "default," + "x" * 81], "at most 80 characters"),
+        (["clear", "--force", "--queue", ""], "cannot be empty"),
+        (["failed", "--queue", "x" * 81], "at most 80 characters"),
+        (["retry", "all", "--queue", " padded"], "whitespace"),
+        (["batches", "prune", "--unfinished", "nan"], "Invalid value for '--unfinished'"),
         (["work", "nope"], "unknown connection 'nope'"),
         (["status", "nope"], "unknown connection 'nope'"),
         (
@@ -126,6 +147,12 @@ def test_bad_arguments_exit_2_with_a_clear_message(
          "retry_afterr"),
         ("conveyor.toml", "default = 'nowhere'\n", "'nowhere'"),
         ("conveyor.toml", "max_payload = 'lots'\n", "max_payload"),
+        ("conveyor.toml", "max_payload = -1\n", "max_payload"),
+        ("conveyor.toml", "max_payload = 1.5\n", "max_payload"),
+        ("conveyor.toml", "[connections.database]\nurl = 'sqlite:///q.db'\nretry_after = nan\n",
+         "connections.database.retry_after"),
+        ("conveyor.toml", "[connections.database]\nurl = 'sqlite:///q.db'\nretry_after = inf\n",
+         "connections.database.retry_after"),
         ("pyproject.toml", "[tool.conveyor]\n[tool.conveyor.connections.database]\nurl = 'amqp://x'\n",
          "connections.database.url"),
     ],
@@ -136,7 +163,7 @@ def test_a_bad_config_file_is_one_line_naming_key_and_file(
     (workspace.root / "conveyor.toml").unlink()
     path = workspace.root / filename
     path.write_text(text)
-    command = ["work", "--once"] if filename == "pyproject.toml" else ["status"]
+    command = ["work", "--once"] if filename == "pyproject.toml" or "nan" in text else ["status"]
     result = workspace.run(*command)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
@@ -148,3 +175,30 @@ def test_a_bad_environment_variable_is_named(workspace: Project) -> None:
     result = workspace.run("status", env={"CONVEYOR_CONNECTION": "nowhere"})
     assert result.returncode == 2
     assert "CONVEYOR_CONNECTION names unknown connection 'nowhere'" in result.stderr
+
+
+def test_a_connection_named_max_and_conveyor_max_payload_work_together(
+    workspace: Project,
+) -> None:
+    (workspace.root / "conveyor.toml").write_text(
+        "app = ['clijobs']\ndefault = 'max'\n[connections.max]\nurl = 'sqlite:///max.db'\n"
+    )
+    result = workspace.run("config", env={"CONVEYOR_MAX_PAYLOAD": "4096"})
+    assert result.returncode == 0, result.stderr
+    assert "max_payload: 4096" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"CONVEYOR_DATABASE_RETRY_AFTER": "nan"}, "CONVEYOR_DATABASE_RETRY_AFTER"),
+        ({"CONVEYOR_MAX_PAYLOAD": "-1"}, "CONVEYOR_MAX_PAYLOAD"),
+    ],
+)
+def test_a_bad_number_in_the_environment_exits_2_naming_it(
+    workspace: Project, env: dict[str, str], named: str
+) -> None:
+    result = workspace.run("work", "--once", env=env)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and named in lines[0], result.stderr

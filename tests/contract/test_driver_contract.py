@@ -458,6 +458,17 @@ def test_failed_store_get_and_forget_by_uuid_or_id(driver: Driver) -> None:
     assert driver.failed.forget("no-such-failed-job") is False
 
 
+@pytest.mark.parametrize(
+    "key", ["\u00b2", "\u0663", "99999999999999999999999", "9223372036854775808", "9" * 5000, ""]
+)
+def test_failed_store_takes_any_odd_id_as_not_found(driver: Driver, key: str) -> None:
+    """``²`` passes ``str.isdigit`` but not ``int``; past 2**63 - 1 the SQL stores overflow."""
+    record_many(driver, new_queue(), 1, time.time())
+    assert driver.failed.get(key) is None
+    assert driver.failed.forget(key) is False
+    assert driver.failed.count() == 1
+
+
 def test_recording_the_same_uuid_again_replaces_the_record(driver: Driver) -> None:
     queue = new_queue()
     (first,) = record_many(driver, queue, 1, time.time())

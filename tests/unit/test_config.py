@@ -131,6 +131,17 @@ def test_masked_url(url: str, masked: str) -> None:
             "connections.q.retry_after",
         ),
         ("[connections.q]\nurl = 'sqlite:///a.db'\nblock_for = 'x'\n", "connections.q.block_for"),
+        ("[connections.q]\nurl = 'sqlite:///a.db'\nretry_after = nan\n", "q.retry_after"),
+        ("[connections.q]\nurl = 'sqlite:///a.db'\nretry_after = inf\n", "q.retry_after"),
+        ("[connections.q]\nurl = 'sqlite:///a.db'\nretry_after = true\n", "q.retry_after"),
+        ("[connections.q]\nurl = 'sqlite:///a.db'\nblock_for = -inf\n", "q.block_for"),
+        ("[connections.q]\nurl = 'sqlite:///a.db'\nblock_for = nan\n", "q.block_for"),
+        ("max_payload = -1\n", "max_payload"),
+        ("max_payload = 0\n", "max_payload"),
+        ("max_payload = 1500.5\n", "max_payload"),
+        ("max_payload = 2048.0\n", "max_payload"),
+        ("max_payload = true\n", "max_payload"),
+        ("max_payload = inf\n", "max_payload"),
         ("[connections]\nq = 'sqlite:///a.db'\n", "connections.q"),
         ("default = [unclosed\n", "not valid TOML"),
     ],
@@ -154,7 +165,16 @@ def test_bad_config_is_one_clear_error_naming_key_and_file(
         ({"CONVEYOR_CONNECTION": "nope"}, "CONVEYOR_CONNECTION"),
         ({"CONVEYOR_CONNECTION": "amqp://host"}, "CONVEYOR_CONNECTION"),
         ({"CONVEYOR_MAX_PAYLOAD": "lots"}, "CONVEYOR_MAX_PAYLOAD"),
-        ({"CONVEYOR_DATABASE_RETRY_AFTER": "soon"}, "CONVEYOR_DATABASE_"),
+        ({"CONVEYOR_DATABASE_RETRY_AFTER": "soon"}, "CONVEYOR_DATABASE_RETRY_AFTER"),
+        ({"CONVEYOR_DATABASE_RETRY_AFTER": "nan"}, "CONVEYOR_DATABASE_RETRY_AFTER"),
+        ({"CONVEYOR_DATABASE_RETRY_AFTER": "inf"}, "CONVEYOR_DATABASE_RETRY_AFTER"),
+        ({"CONVEYOR_DATABASE_BLOCK_FOR": "-Infinity"}, "CONVEYOR_DATABASE_BLOCK_FOR"),
+        ({"CONVEYOR_DATABASE_URL": "nowhere"}, "CONVEYOR_DATABASE_URL"),
+        ({"CONVEYOR_DATABASE_RETRYAFTER": "3"}, "CONVEYOR_DATABASE_RETRYAFTER"),
+        ({"CONVEYOR_MAX_PAYLOAD": "-5"}, "CONVEYOR_MAX_PAYLOAD"),
+        ({"CONVEYOR_MAX_PAYLOAD": "1.5"}, "CONVEYOR_MAX_PAYLOAD"),
+        ({"CONVEYOR_MAX_PAYLOAD": "²"}, "CONVEYOR_MAX_PAYLOAD"),
+        ({"CONVEYOR_MAX_PAYLOAD": "9" * 5000}, "CONVEYOR_MAX_PAYLOAD"),
     ],
 )
 def test_bad_environment_names_the_variable(
@@ -169,3 +189,29 @@ def test_unknown_connection_lists_the_known_ones(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_settings(tmp_path, env={}).connection("redis")
     assert "'redis'" in str(info.value) and "database, sync" in str(info.value)
+
+
+def test_top_level_variables_win_over_a_connection_named_like_their_prefix(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "conveyor.toml").write_text(
+        "[connections.max]\nurl = 'sqlite:///max.db'\n"
+        "[connections.a]\nurl = 'sqlite:///a.db'\n"
+        "[connections.a_b]\nurl = 'sqlite:///ab.db'\n"
+    )
+    env = {
+        "CONVEYOR_MAX_PAYLOAD": "4096",
+        "CONVEYOR_MAX_RETRY_AFTER": "7",
+        "CONVEYOR_A_B_QUEUE": "emails",
+        "CONVEYOR_A_QUEUE": "other",
+    }
+    s = load_settings(tmp_path, env=env)
+    assert s.max_payload == 4096
+    assert s.connection("max").retry_after == 7.0
+    assert (s.connection("a_b").queue, s.connection("a").queue) == ("emails", "other")
+
+
+def test_max_payload_accepts_whole_positive_numbers(tmp_path: Path) -> None:
+    assert load_settings(tmp_path, env={"CONVEYOR_MAX_PAYLOAD": " 2048 "}).max_payload == 2048
+    (tmp_path / "conveyor.toml").write_text("max_payload = 4096\n")
+    assert load_settings(tmp_path, env={}).max_payload == 4096

@@ -19,6 +19,7 @@ from ..dispatch import PendingDispatch
 from ..drivers.base import Message
 from ..errors import ConveyorError
 from ..job import Job
+from ..queues import check_queue_name
 from .batch_store import BatchRecord, BatchStore, store_for
 from .chain import PendingChain
 from .firing import Prepared, start
@@ -72,7 +73,7 @@ class PendingBatch:
 
     def on_queue(self, name: str) -> PendingBatch:
         """Run every job, and the callbacks, on this queue."""
-        self._queue = name
+        self._queue = check_queue_name(name)
         return self
 
     def on_connection(self, name: str) -> PendingBatch:

@@ -19,6 +19,7 @@ from ..dispatch import PendingDispatch, When, delay_seconds
 from ..drivers.base import Message
 from ..errors import ConveyorError, PayloadTooLarge
 from ..job import Job
+from ..queues import check_queue_name
 from .batch_store import require_storage, store_for
 from .firing import Prepared, start
 from .links import CallbackSpec, Link, Target, callback_spec, job_envelope, job_link, link_message
@@ -47,7 +48,7 @@ class PendingChain:
 
     def on_queue(self, name: str) -> PendingChain:
         """Run every link on this queue (Laravel's ``allOnQueue``)."""
-        self._queue = name
+        self._queue = check_queue_name(name)
         return self
 
     def on_connection(self, name: str) -> PendingChain:

@@ -12,7 +12,8 @@ from rich.table import Table
 from .. import failed as failed_ops
 from ..bus.batch import Batch, find_batch
 from ..bus.batch_store import store_for
-from .common import NOT_FOUND, State, console, fail, guarded, pass_state
+from .common import NOT_FOUND, FiniteFloat, State, console, fail, guarded, pass_state
+from .text import inert
 
 _conn = click.option("--connection", "-c", default=None, help="Connection whose batches to use. [default: the default connection]")  # fmt: skip
 
@@ -77,12 +78,12 @@ def batches(ctx: click.Context, connection: str | None, limit: int, as_json: boo
     if not found:
         console.print("No batches.")
         return
-    table = Table(title=f"Batches on {name}")
+    table = Table(title=f"Batches on {inert(name)}")
     for col in ("ID", "Name", "Progress", "Total", "Pending", "Failed", "Created", "Status"):
         table.add_column(col, justify="right" if col in ("Total", "Pending", "Failed") else "left")
     for b in found:
         table.add_row(
-            b.id, b.name or "-", f"{_bar(b.progress(), 10)} {b.progress():>3}%", str(b.total_jobs),
+            inert(b.id), inert(b.name or "-"), f"{_bar(b.progress(), 10)} {b.progress():>3}%", str(b.total_jobs),
             str(b.pending_jobs), str(b.failed_jobs), _when(b.created_at), _status(b),
         )  # fmt: skip
     console.print(table)
@@ -105,7 +106,8 @@ def show(state: State, batch_id: str, connection: str | None, as_json: bool) -> 
     if as_json:
         click.echo(json.dumps(b.to_dict(), indent=2))
         return
-    console.print(f"Batch [bold]{b.id}[/] {b.name!r}" if b.name else f"Batch [bold]{b.id}[/]")
+    named = f" {inert(repr(b.name))}" if b.name else ""
+    console.print(f"Batch [bold]{inert(b.id)}[/]{named}")
     console.print(f"  {_bar(b.progress())} {b.progress()}%  {_status(b)}")
     rows = [
         ("total", b.total_jobs), ("processed", b.processed_jobs), ("pending", b.pending_jobs),
@@ -118,7 +120,7 @@ def show(state: State, batch_id: str, connection: str | None, as_json: bool) -> 
     if b.failed_job_ids:
         console.print("  failed jobs (conveyor failed / conveyor batches retry):")
         for job_id in b.failed_job_ids:
-            console.print(f"    {job_id}")
+            console.print(f"    {inert(job_id)}")
 
 
 @batches.command()
@@ -135,10 +137,12 @@ def cancel(state: State, batch_id: str, connection: str | None) -> None:
     """
     b = _find(state, batch_id, connection)
     if b.cancelled():
-        console.print(f"Batch {b.id} was already cancelled.")
+        console.print(f"Batch {inert(b.id)} was already cancelled.")
         return
     b.cancel()
-    console.print(f"Cancelled batch {b.id}: {b.pending_jobs} pending job(s) will skip their work.")
+    console.print(
+        f"Cancelled batch {inert(b.id)}: {b.pending_jobs} pending job(s) will skip their work."
+    )
 
 
 @batches.command()
@@ -163,7 +167,7 @@ def retry(state: State, batch_id: str, connection: str | None) -> None:
             continue
         failed_ops.retry(driver, record)
         queued += 1
-    console.print(f"Queued {queued} failed job(s) of batch {b.id} again.")
+    console.print(f"Queued {queued} failed job(s) of batch {inert(b.id)} again.")
     if missing:
         fail(
             f"{len(missing)} failed job(s) are no longer in the failed store (forgotten or "
@@ -174,9 +178,9 @@ def retry(state: State, batch_id: str, connection: str | None) -> None:
 
 @batches.command()
 @_conn
-@click.option("--hours", type=click.FloatRange(min=0), default=24.0, show_default=True, help="Delete finished batches older than this.")  # fmt: skip
-@click.option("--unfinished", type=click.FloatRange(min=0), default=None, metavar="HOURS", help="Also delete unfinished batches created more than HOURS ago.")  # fmt: skip
-@click.option("--cancelled", type=click.FloatRange(min=0), default=None, metavar="HOURS", help="Also delete cancelled batches created more than HOURS ago.")  # fmt: skip
+@click.option("--hours", type=FiniteFloat(min=0), default=24.0, show_default=True, help="Delete finished batches older than this.")  # fmt: skip
+@click.option("--unfinished", type=FiniteFloat(min=0), default=None, metavar="HOURS", help="Also delete unfinished batches created more than HOURS ago.")  # fmt: skip
+@click.option("--cancelled", type=FiniteFloat(min=0), default=None, metavar="HOURS", help="Also delete cancelled batches created more than HOURS ago.")  # fmt: skip
 @pass_state
 @guarded
 def prune(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import logging.handlers
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -12,16 +13,56 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
-from rich.markup import escape
 
 from ..app import Conveyor, set_app
 from ..config import load_settings
-from ..errors import ConfigError, ConnectionUnavailable, ConveyorError
+from ..errors import ConfigError, ConnectionUnavailable, ConveyorError, InvalidQueueName
+from ..queues import check_queue_name
+from .text import inert, plain
 
 OK, NOT_FOUND, USAGE = 0, 1, 2
-console = Console()
-err_console = Console(stderr=True)
+#: no ``:name:`` emoji codes: a queue called ``:fire:`` is shown as it is called
+console = Console(emoji=False)
+err_console = Console(stderr=True, emoji=False)
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class FiniteFloat(click.FloatRange):
+    """A ``FloatRange`` that refuses ``nan`` and the infinities.
+
+    ``FloatRange`` lets ``nan`` through any bound (every comparison with it is false), and
+    ``--sleep inf`` or ``--max-time inf`` are "never" spelled in a way nothing below expects.
+    """
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
+def queue_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Click callback for a ``--queue`` naming one queue: the rule of ``conveyor.queues``."""
+    if value is None:
+        return None
+    try:
+        return check_queue_name(value)
+    except InvalidQueueName as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+
+
+def queues_option(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> tuple[str, ...] | None:
+    """Click callback for a ``--queue Q1,Q2`` list; spaces around a comma are ignored."""
+    if value is None:
+        return None
+    names = tuple(q.strip() for q in value.split(",") if q.strip())
+    if not names:
+        raise click.BadParameter("name at least one queue, e.g. --queue high,default", ctx, param)
+    for name in names:
+        queue_option(ctx, param, name)
+    return names
 
 
 class State:
@@ -41,7 +82,9 @@ class State:
 
 
 def fail(message: str, code: int = USAGE) -> None:
-    err_console.print(f"[red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    err_console.print(
+        f"[red]error:[/] {inert(message, keep_newlines=True)}", highlight=False, soft_wrap=True
+    )
     raise SystemExit(code)
 
 
@@ -63,7 +106,8 @@ def guarded(fn: F) -> F:
 
 
 class _Formatter(logging.Formatter):
-    """The standard format, with the date and time formatted once per second, not per line."""
+    """The standard format, with the date and time formatted once per second, not per line,
+    and job names and errors (which come from the queue) made ``plain``."""
 
     _second = -1
     _stamp = ""
@@ -74,6 +118,9 @@ class _Formatter(logging.Formatter):
             self._second = second
             self._stamp = time.strftime(self.default_time_format, self.converter(second))
         return f"{self._stamp},{int(record.msecs):03d}"
+
+    def format(self, record: logging.LogRecord) -> str:
+        return plain(super().format(record), keep_newlines=True)
 
 
 class _Burst(logging.handlers.MemoryHandler):

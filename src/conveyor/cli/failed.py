@@ -7,12 +7,21 @@ import time
 from datetime import datetime
 
 import click
-from rich.markup import escape
 from rich.table import Table
 
 from .. import failed as failed_ops
 from ..envelope import peek_name
-from .common import NOT_FOUND, State, console, fail, guarded, pass_state
+from .common import (
+    NOT_FOUND,
+    FiniteFloat,
+    State,
+    console,
+    fail,
+    guarded,
+    pass_state,
+    queue_option,
+)
+from .text import inert
 
 _conn = click.option("--connection", "-c", default=None, help="Connection whose store to use. [default: the default connection]")  # fmt: skip
 
@@ -24,7 +33,7 @@ def _first_line(text: str) -> str:
 
 @click.command()
 @_conn
-@click.option("--queue", "-q", default=None, help="Only jobs of this queue.")
+@click.option("--queue", "-q", default=None, callback=queue_option, help="Only jobs of this queue.")
 @click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
 @pass_state
@@ -65,14 +74,20 @@ def failed(
             when,
             _first_line(r.exception),
         )
-        table.add_row(*(escape(cell) for cell in cells))  # error text is data, not rich markup
+        table.add_row(*(inert(cell) for cell in cells))  # stored text is data, not markup
     console.print(table)
 
 
 @click.command()
 @click.argument("ids", nargs=-1, required=True, metavar="ID... | all")
 @_conn
-@click.option("--queue", "-q", default=None, help="With `all`: only this queue's failed jobs.")
+@click.option(
+    "--queue",
+    "-q",
+    default=None,
+    callback=queue_option,
+    help="With `all`: only this queue's failed jobs.",
+)
 @pass_state
 @guarded
 def retry(state: State, ids: tuple[str, ...], connection: str | None, queue: str | None) -> None:
@@ -97,7 +112,8 @@ def retry(state: State, ids: tuple[str, ...], connection: str | None, queue: str
             continue
         failed_ops.retry(driver, record)
         console.print(
-            f"Queued failed job {key} ({peek_name(record.payload)}) again as {record.uuid}."
+            f"Queued failed job {inert(key)} ({inert(peek_name(record.payload))}) again as"
+            f" {inert(record.uuid)}."
         )
     if missing:
         fail(f"no failed job with id {', '.join(missing)}", NOT_FOUND)
@@ -119,7 +135,7 @@ def forget(state: State, ids: tuple[str, ...], connection: str | None) -> None:
     missing = [key for key in ids if not driver.failed.forget(key)]
     for key in ids:
         if key not in missing:
-            console.print(f"Forgot failed job {key}.")
+            console.print(f"Forgot failed job {inert(key)}.")
     if missing:
         fail(f"no failed job with id {', '.join(missing)}", NOT_FOUND)
 
@@ -128,7 +144,7 @@ def forget(state: State, ids: tuple[str, ...], connection: str | None) -> None:
 @_conn
 @click.option(
     "--hours",
-    type=click.FloatRange(min=0),
+    type=FiniteFloat(min=0),
     default=None,
     help="Only those that failed more than this many hours ago.",
 )

@@ -7,7 +7,8 @@ import time
 import click
 from rich.table import Table
 
-from .common import State, console, guarded, pass_state
+from .common import State, console, guarded, pass_state, queue_option, queues_option
+from .text import inert, plain
 
 SEEN_WITHIN = 15.0
 
@@ -19,12 +20,13 @@ SEEN_WITHIN = 15.0
     "-q",
     "queues",
     default=None,
+    callback=queues_option,
     metavar="Q1,Q2",
     help="Queues to show. [default: every queue with jobs, and the connection's queue]",
 )
 @pass_state
 @guarded
-def status(state: State, connection: str | None, queues: str | None) -> None:
+def status(state: State, connection: str | None, queues: tuple[str, ...] | None) -> None:
     """Show pending, delayed and reserved jobs per queue, failed jobs, and live workers.
 
     \b
@@ -35,12 +37,8 @@ def status(state: State, connection: str | None, queues: str | None) -> None:
     app = state.app(import_modules=False)
     settings = app.settings.connection(connection)
     driver = app.driver(settings.name)
-    names = (
-        [q.strip() for q in queues.split(",")]
-        if queues
-        else sorted({settings.queue, *driver.queues()})
-    )
-    table = Table(title=f"Queues on {settings.name} ({settings.masked_url()})")
+    names = queues or sorted({settings.queue, *driver.queues()})
+    table = Table(title=f"Queues on {inert(settings.name)} ({inert(settings.masked_url())})")
     for col in ("Queue", "Pending", "Delayed", "Reserved", "Failed"):
         table.add_column(col, justify="right" if col != "Queue" else "left")
     waiting = 0
@@ -48,7 +46,7 @@ def status(state: State, connection: str | None, queues: str | None) -> None:
         size = driver.size(name)
         waiting += size.pending
         table.add_row(
-            name,
+            inert(name),
             str(size.pending),
             str(size.delayed),
             str(size.reserved),
@@ -62,26 +60,33 @@ def status(state: State, connection: str | None, queues: str | None) -> None:
             wt.add_column(col)
         for w in workers:
             wt.add_row(
-                w.id,
-                ",".join(w.queues),
+                inert(w.id),
+                inert(",".join(w.queues)),
                 f"{time.time() - w.started_at:.0f}s",
                 str(w.processed),
-                w.current_job or "-",
+                inert(w.current_job or "-"),
             )
         console.print(wt)
     elif waiting:
         console.print(
-            f"[yellow]{waiting} job(s) are waiting and no worker has been seen on {settings.name!r}"
-            f" in the last {SEEN_WITHIN:g}s.[/] Start one: [bold]conveyor work {settings.name}[/]"
+            f"[yellow]{waiting} job(s) are waiting and no worker has been seen on"
+            f" {inert(repr(settings.name))} in the last {SEEN_WITHIN:g}s.[/] Start one:"
+            f" [bold]conveyor work {inert(settings.name)}[/]"
         )
     else:
-        console.print(f"No worker has been seen on {settings.name!r} in the last {SEEN_WITHIN:g}s.")
+        console.print(
+            f"No worker has been seen on {inert(repr(settings.name))} in the last {SEEN_WITHIN:g}s."
+        )
 
 
 @click.command()
 @click.argument("connection", required=False)
 @click.option(
-    "--queue", "-q", default=None, help="Queue to empty. [default: the connection's queue]"
+    "--queue",
+    "-q",
+    default=None,
+    callback=queue_option,
+    help="Queue to empty. [default: the connection's queue]",
 )
 @click.option("--force", is_flag=True, help="Do not ask for confirmation.")
 @pass_state
@@ -98,11 +103,12 @@ def clear(state: State, connection: str | None, queue: str | None, force: bool) 
     settings = app.settings.connection(connection)
     name = queue or settings.queue
     if not force and not click.confirm(
-        f"Delete all jobs of queue {name!r} on {settings.name}?", default=False
+        plain(f"Delete all jobs of queue {name!r} on {settings.name}?"), default=False
     ):
         raise SystemExit(1)
     console.print(
-        f"Cleared {app.driver(settings.name).clear(name)} job(s) from {settings.name}:{name}."
+        f"Cleared {app.driver(settings.name).clear(name)} job(s) from"
+        f" {inert(settings.name)}:{inert(name)}."
     )
 
 
@@ -122,7 +128,7 @@ def restart(state: State, connection: str | None) -> None:
     app = state.app(import_modules=False)
     settings = app.settings.connection(connection)
     app.driver(settings.name).request_restart()
-    console.print(f"Restart signal sent to workers on {settings.name}.")
+    console.print(f"Restart signal sent to workers on {inert(settings.name)}.")
 
 
 @click.command()
@@ -139,7 +145,7 @@ def migrate(state: State, connection: str | None) -> None:
     app = state.app(import_modules=False)
     settings = app.settings.connection(connection)
     app.driver(settings.name).migrate()
-    console.print(f"Schema of {settings.name} is up to date.")
+    console.print(f"Schema of {inert(settings.name)} is up to date.")
 
 
 @click.command()
@@ -153,13 +159,13 @@ def config(state: State) -> None:
       CONVEYOR_CONNECTION=sync conveyor config
     """
     settings = state.app(import_modules=False).settings
-    console.print(f"source:      {settings.source}")
-    console.print(f"default:     {settings.default}")
-    console.print(f"app:         {', '.join(settings.app) or '-'}")
+    console.print(f"source:      {inert(settings.source)}")
+    console.print(f"default:     {inert(settings.default)}")
+    console.print(f"app:         {inert(', '.join(settings.app) or '-')}")
     console.print(f"max_payload: {settings.max_payload}")
     table = Table(title="Connections")
     for col in ("Name", "URL", "Queue", "retry_after"):
         table.add_column(col)
     for c in settings.connections.values():
-        table.add_row(c.name, c.masked_url(), c.queue, f"{c.retry_after:g}")
+        table.add_row(inert(c.name), inert(c.masked_url()), inert(c.queue), f"{c.retry_after:g}")
     console.print(table)

@@ -10,17 +10,11 @@ from ..worker.concurrent import ConcurrentWorker
 from ..worker.executor import WorkerDefaults
 from ..worker.loop import PREFETCH_HOLD, Worker, WorkerOptions
 from ..worker.process import SPIN, ChildRunner, InlineRunner
-from .common import State, fail, guarded, pass_state, setup_logging
+from .common import FiniteFloat, State, fail, guarded, pass_state, queues_option, setup_logging
+from .text import plain
 
 #: async jobs at once by default, as taskiq does; sync jobs are never affected
 DEFAULT_CONCURRENCY = 100
-
-
-def _queues(value: str) -> tuple[str, ...]:
-    names = tuple(q.strip() for q in value.split(",") if q.strip())
-    if not names:
-        raise click.BadParameter("name at least one queue, e.g. --queue high,default")
-    return names
 
 
 @click.command()
@@ -29,6 +23,7 @@ def _queues(value: str) -> tuple[str, ...]:
     "--queue",
     "-q",
     default=None,
+    callback=queues_option,
     metavar="Q1,Q2",
     help="Queues in priority order: all of high before any of default. [default: the connection's queue]",
 )
@@ -36,14 +31,14 @@ def _queues(value: str) -> tuple[str, ...]:
 @click.option("--stop-when-empty", is_flag=True, help="Exit as soon as no job is available.")
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0),
+    type=FiniteFloat(min=0),
     default=60.0,
     show_default=True,
     help="Seconds a job may run before its process is killed (0: up to --max-timeout); a job's own `timeout` wins.",
 )
 @click.option(
     "--max-timeout",
-    type=click.FloatRange(min=0),
+    type=FiniteFloat(min=0),
     default=3600.0,
     show_default=True,
     help="The longest any job may run, whatever its class or its payload says: a job with a longer `timeout`, or none, is killed at this. 0: no bound.",
@@ -64,7 +59,7 @@ def _queues(value: str) -> tuple[str, ...]:
 )
 @click.option(
     "--sleep",
-    type=click.FloatRange(min=0),
+    type=FiniteFloat(min=0),
     default=3.0,
     show_default=True,
     help="Seconds to wait for a job before checking again (drivers that can wake sooner do).",
@@ -77,20 +72,20 @@ def _queues(value: str) -> tuple[str, ...]:
 )
 @click.option(
     "--max-time",
-    type=click.FloatRange(min=0),
+    type=FiniteFloat(min=0),
     default=0.0,
     help="Exit after this many seconds (0: no limit).",
 )
 @click.option(
     "--memory",
-    type=click.FloatRange(min=1),
+    type=FiniteFloat(min=1),
     default=None,
     metavar="MB",
     help="Replace the executor process between jobs once it uses more than MB megabytes.",
 )
 @click.option(
     "--lease",
-    type=click.FloatRange(min=0.1),
+    type=FiniteFloat(min=0.1),
     default=None,
     help="Seconds a reservation lasts without renewal. [default: the connection's retry_after]",
 )
@@ -105,7 +100,7 @@ def _queues(value: str) -> tuple[str, ...]:
 )
 @click.option(
     "--prefetch-hold",
-    type=click.FloatRange(min=0),
+    type=FiniteFloat(min=0),
     default=PREFETCH_HOLD,
     show_default=True,
     help="While a sync job runs, the next jobs are claimed ahead (their attempts counted only "
@@ -123,7 +118,7 @@ def _queues(value: str) -> tuple[str, ...]:
 )
 @click.option(
     "--spin",
-    type=click.FloatRange(min=0, max=0.01),
+    type=FiniteFloat(min=0, max=0.01),
     default=SPIN,
     show_default=True,
     help="Seconds the executor process keeps polling for the next job after one ends, before "
@@ -139,8 +134,9 @@ def _queues(value: str) -> tuple[str, ...]:
 @pass_state
 @guarded
 def work(
-    state: State, connection: str | None, queue: str | None, once: bool, stop_when_empty: bool,
-    timeout: float, max_timeout: float, tries: int, backoff: str, sleep: float, max_jobs: int, max_time: float,
+    state: State, connection: str | None, queue: tuple[str, ...] | None, once: bool,
+    stop_when_empty: bool, timeout: float, max_timeout: float, tries: int, backoff: str,
+    sleep: float, max_jobs: int, max_time: float,
     memory: float | None, lease: float | None, concurrency: int, prefetch_hold: float,
     prefetch: int | None, spin: float, verbose: int, in_process: bool,
 ) -> None:  # fmt: skip
@@ -171,7 +167,7 @@ def work(
         max_payload=app.settings.max_payload,
     )  # fmt: skip
     options = WorkerOptions(
-        queues=_queues(queue) if queue is not None else (settings.queue,),
+        queues=queue or (settings.queue,),
         once=once, stop_when_empty=stop_when_empty, sleep=sleep, max_jobs=max_jobs,
         max_time=max_time, lease=lease or settings.retry_after, prefetch_hold=prefetch_hold,
         prefetch=prefetch,
@@ -187,9 +183,11 @@ def work(
         serial = ChildRunner(lambda: app.executor(defaults), memory, spin)
         worker = Worker(driver, serial, app.events, defaults, options)
     click.echo(
-        f"Processing jobs from {settings.name} [{','.join(options.queues)}]"
-        f" (lease {options.lease:g}s, timeout {timeout:g}s, max {max_timeout:g}s, tries {tries},"
-        f" concurrency {1 if in_process else concurrency})",
+        plain(
+            f"Processing jobs from {settings.name} [{','.join(options.queues)}]"
+            f" (lease {options.lease:g}s, timeout {timeout:g}s, max {max_timeout:g}s,"
+            f" tries {tries}, concurrency {1 if in_process else concurrency})"
+        ),
         err=True,
     )
     raise SystemExit(worker.run())

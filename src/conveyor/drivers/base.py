@@ -58,6 +58,22 @@ class FailedRecord:
         object.__setattr__(self, "exception", storable(self.exception))
 
 
+#: the largest id a failed store hands out: the SQL stores' 64-bit signed integer column
+MAX_FAILED_ID = 2**63 - 1
+
+
+def failed_id(id_or_uuid: str) -> int | None:
+    """The numeric id ``id_or_uuid`` spells, or ``None`` when it can only be a uuid.
+
+    The one place a user's id is read: ``str.isdigit`` is true for ``²`` (which ``int`` refuses),
+    SQLite and PostgreSQL overflow past 64 bits, and ``int`` of over 4300 digits raises.
+    """
+    if not (id_or_uuid.isascii() and id_or_uuid.isdigit()) or len(id_or_uuid) > 19:
+        return None
+    number = int(id_or_uuid)
+    return number if number <= MAX_FAILED_ID else None
+
+
 @dataclass(frozen=True)
 class WorkerInfo:
     """A worker's heartbeat, so ``conveyor status`` can say whether anyone is consuming."""

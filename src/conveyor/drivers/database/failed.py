@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..base import FailedRecord
+from ..base import FailedRecord, failed_id
 
 if TYPE_CHECKING:
     from .driver import DatabaseDriver
@@ -44,7 +44,8 @@ class SQLFailedStore:
 
     def get(self, id_or_uuid: str) -> FailedRecord | None:
         def read(cur: Any) -> FailedRecord | None:
-            key = int(id_or_uuid) if id_or_uuid.isdigit() else -1
+            number = failed_id(id_or_uuid)
+            key = -1 if number is None else number  # no row has id -1
             cur.execute(
                 self._driver.sql(
                     f"SELECT {_COLUMNS} FROM conveyor_failed_jobs WHERE id = ? OR uuid = ?"
@@ -95,7 +96,8 @@ class SQLFailedStore:
 
     def forget(self, id_or_uuid: str) -> bool:
         def delete(cur: Any) -> bool:
-            key = int(id_or_uuid) if id_or_uuid.isdigit() else -1
+            number = failed_id(id_or_uuid)
+            key = -1 if number is None else number  # no row has id -1
             cur.execute(
                 self._driver.sql("DELETE FROM conveyor_failed_jobs WHERE id = ? OR uuid = ?"),
                 (key, id_or_uuid),

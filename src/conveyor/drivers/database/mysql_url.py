@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ...errors import ConfigError
+from ...urls import mask_url
 
 _OPTIONS = {
     "connect_timeout": 5.0,
@@ -56,7 +57,7 @@ def parse_url(url: str, name: str = "mysql") -> MySQLOptions:
     try:
         port = parts.port or 3306
     except ValueError:
-        raise ConfigError(f"{where}: invalid port in {url!r}") from None
+        raise ConfigError(f"{where}: invalid port in {mask_url(url)!r}") from None
     return MySQLOptions(
         host=parts.hostname or "127.0.0.1", port=port, user=unquote(parts.username or "root"),
         password=unquote(parts.password or ""), database=database, unix_socket=unix_socket,

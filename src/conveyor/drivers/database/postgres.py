@@ -30,6 +30,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from ...config import ConnectionSettings
 from ...errors import ConfigError
+from ...urls import hide_secrets
 from ..base import Driver, Message
 from .dialect import (
     ON_CONFLICT_META_UPSERT,
@@ -164,7 +165,9 @@ def parse_url(url: str, name: str = "postgres") -> PostgresOptions:
             urlunsplit(parts._replace(scheme="postgresql", query=urlencode(rest)))
         )
     except psycopg.ProgrammingError as exc:
-        raise ConfigError(f"connection {name!r}: invalid PostgreSQL URL: {exc}") from None
+        raise ConfigError(
+            f"connection {name!r}: invalid PostgreSQL URL: {hide_secrets(str(exc), url)}"
+        ) from None
     for key, value in LIBPQ_DEFAULTS.items():
         params.setdefault(key, value)
     schema = own.get("schema")

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
+from ...errors import ConnectionUnavailable
 from .dialect import ON_CONFLICT_META_UPSERT, ON_CONFLICT_WORKER_UPSERT, DBConnection, Row
 from .schema import MIGRATIONS, render
 
@@ -37,16 +38,34 @@ class SQLiteDialect:
         self.busy_timeout = busy_timeout
 
     def connect(self) -> DBConnection:
-        if self.path != ":memory:":
-            parent = os.path.dirname(os.path.abspath(self.path))
-            os.makedirs(parent, exist_ok=True)
-        conn = sqlite3.connect(
-            self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
-        )
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+        """A connection in WAL mode, or ``ConnectionUnavailable`` naming the file and the cause.
+
+        The file that cannot be opened or set up (a folder in its place, no permission, a full
+        or read-only disk) is this backend's unreachable server; a lock timeout is left to the
+        driver's retry.
+        """
+        try:
+            if self.path != ":memory:":
+                parent = os.path.dirname(os.path.abspath(self.path))
+                os.makedirs(parent, exist_ok=True)
+            conn = sqlite3.connect(
+                self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise self._unavailable(exc) from exc
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+        except sqlite3.Error as exc:
+            conn.close()
+            if self.is_transient(exc):
+                raise
+            raise self._unavailable(exc) from exc
         return _AutoBegin(conn)
+
+    def _unavailable(self, exc: BaseException) -> ConnectionUnavailable:
+        return ConnectionUnavailable(f"SQLite database {self.path} unavailable: {exc}")
 
     def sql(self, statement: str) -> str:
         """A job INSERT skips ids already stored, as on the server databases: a failed job

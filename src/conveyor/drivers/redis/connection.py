@@ -37,6 +37,7 @@ from redis.sentinel import Sentinel
 
 from ... import forks
 from ...errors import ConfigError, ConnectionUnavailable, StorageUnavailable
+from ...urls import mask_url
 from .scripts import Script, load_all
 
 
@@ -110,7 +111,9 @@ class Target:
 def parse_url(url: str) -> Target:
     scheme, sep, rest = url.partition("://")
     if not sep or scheme.lower() not in MODES:
-        raise ConfigError(f"Redis URL must start with one of {', '.join(SCHEMES)}: {url!r}")
+        raise ConfigError(
+            f"Redis URL must start with one of {', '.join(SCHEMES)}: {mask_url(url)!r}"
+        )
     mode, tls = MODES[scheme.lower()]
     rest, _, query = rest.partition("?")
     netloc, _, path = rest.partition("/")
@@ -127,15 +130,17 @@ def parse_url(url: str) -> Target:
     service = None
     if mode == "sentinel":
         if not parts:
-            raise ConfigError(f"Redis Sentinel URL needs the service name as its path: {url!r}")
+            raise ConfigError(
+                f"Redis Sentinel URL needs the service name as its path: {mask_url(url)!r}"
+            )
         service = unquote(parts.pop(0))
     if parts:
         options.setdefault("db", _parse(int, parts[0], "database number", url))
     if mode == "cluster" and options.get("db", 0) != 0:
-        raise ConfigError(f"Redis Cluster has only database 0: {url!r}")
+        raise ConfigError(f"Redis Cluster has only database 0: {mask_url(url)!r}")
     if mode == "single" and len(nodes) > 1:
         raise ConfigError(
-            f"a redis:// URL names one server; use redis+cluster:// for several: {url!r}"
+            f"a redis:// URL names one server; use redis+cluster:// for several: {mask_url(url)!r}"
         )
     return Target(mode, tls, nodes, service, options, retry_window)
 
@@ -146,12 +151,14 @@ def _query_options(query: str, url: str) -> dict[str, Any]:
         if key == "retry_window":
             options[key] = _parse(float, value, key, url)
             if options[key] <= 0:
-                raise ConfigError(f"retry_window must be positive in Redis URL {url!r}")
+                raise ConfigError(f"retry_window must be positive in Redis URL {mask_url(url)!r}")
         elif key in _OPTIONS:
             options[key] = _parse(_OPTIONS[key], value, key, url)
         else:
             known = ", ".join(sorted((*_OPTIONS, "retry_window")))
-            raise ConfigError(f"unknown option {key!r} in Redis URL {url!r}; known: {known}")
+            raise ConfigError(
+                f"unknown option {key!r} in Redis URL {mask_url(url)!r}; known: {known}"
+            )
     return options
 
 
@@ -159,7 +166,7 @@ def _parse(kind: Callable[[str], Any], value: str, what: str, url: str) -> Any:
     try:
         return kind(value)
     except (KeyError, TypeError, ValueError):
-        raise ConfigError(f"invalid {what} {value!r} in Redis URL {url!r}") from None
+        raise ConfigError(f"invalid {what} {value!r} in Redis URL {mask_url(url)!r}") from None
 
 
 def _host_port(item: str, url: str) -> tuple[str, int]:

@@ -7,7 +7,7 @@ count is a range read rather than a scan.
 
 from __future__ import annotations
 
-from ..base import FailedRecord
+from ..base import FailedRecord, failed_id
 from .codec import pack_record, unpack_record
 from .connection import RedisConnection
 from .keys import FailedKeys
@@ -29,7 +29,8 @@ class RedisFailedStore:
         client, k = self.conn.client, self.keys
 
         def read() -> FailedRecord | None:
-            ids = [id_or_uuid] if id_or_uuid.isdigit() else []
+            number = failed_id(id_or_uuid)
+            ids = [] if number is None else [str(number)]
             by_uuid = client.hget(k.uuids, id_or_uuid)
             if by_uuid is not None:
                 ids.append(by_uuid.decode())
