@@ -30,17 +30,21 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture
 def conveyor_app() -> Conveyor:
+    """The app ``conveyor_fake`` fakes: the current one; override it to hand your own."""
     return current_app()
 
 
 @pytest.fixture
 def conveyor_fake(conveyor_app: Conveyor) -> Iterator[QueueFake]:
+    """A ``QueueFake`` on ``conveyor_app`` for this test: nothing dispatched is stored."""
     with QueueFake(conveyor_app) as fake:
         yield fake
 
 
 @pytest.fixture
 def conveyor_queue(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[IsolatedQueue]:
+    """A real queue of this test's own (SQLite in ``tmp_path``, or the server of the
+    ``conveyor_queue(url=...)`` marker), its app current for the test."""
     marker = request.node.get_closest_marker("conveyor_queue")
     url = marker.kwargs.get("url") if marker is not None else None
     with IsolatedQueue(tmp_path, url) as queue:
