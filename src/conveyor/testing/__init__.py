@@ -1,4 +1,4 @@
-"""Testing helpers: fake the queue, run one job, drain what was dispatched, isolate a real queue.
+"""Testing: fake the queue, run one job, drain what was dispatched, isolate a real queue.
 
 See docs/testing.md. The pytest fixtures ``conveyor_fake``, ``conveyor_queue`` and
 ``conveyor_app`` come from ``conveyor.testing.pytest_plugin``, registered as a pytest plugin, so
