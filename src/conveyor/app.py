@@ -53,6 +53,16 @@ class Conveyor:
                 self._drivers[key] = found
             return found
 
+    def replace_driver(self, name: str, driver: Driver | None) -> Driver | None:
+        """Put ``driver`` in place of a connection's (None: open the real one again on next use);
+        returns the one it replaced, if any. ``conveyor.testing``'s fake swaps itself in here, so
+        that every way of dispatching, from any thread, reaches it."""
+        with self._lock:
+            previous = self._drivers.pop(name, None)
+            if driver is not None:
+                self._drivers[name] = driver
+            return previous
+
     def executor(self, defaults: WorkerDefaults | None = None) -> Executor:
         if defaults is not None:
             return Executor(self.registry, self.events, defaults)

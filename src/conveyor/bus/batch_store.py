@@ -128,6 +128,12 @@ def store_for(driver: Driver) -> BatchStore:
     return found
 
 
+def attach_store(driver: Driver, store: BatchStore) -> None:
+    """Give a driver that keeps its jobs elsewhere (the recording fake of ``conveyor.testing``)
+    the store its batches live in, for as long as the driver lives."""
+    _stores[driver] = store
+
+
 def _open_store(driver: Driver) -> BatchStore:
     from ..drivers.database.driver import DatabaseDriver
 
