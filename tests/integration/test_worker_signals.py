@@ -120,3 +120,14 @@ def test_sigterm_to_the_whole_process_tree_still_finishes_the_job(
 def workers(both_executors: Workers) -> Workers:
     """Every test here runs against both executor children."""
     return both_executors
+
+
+def test_sigterm_stops_a_worker_waiting_for_a_server_that_is_down(
+    project: Path, workers: Workers
+) -> None:
+    """Nothing is claimed while the server is away, so the first signal stops the worker."""
+    down = {"CONVEYOR_CONNECTION": "redis://127.0.0.1:1/0?retry_window=0.2"}
+    worker = workers.start("--sleep", "0.2", env=down)
+    wait_until(lambda: "unavailable" in worker.stderr(), 20, "the worker retrying its server")
+    worker.send(signal.SIGTERM)
+    assert worker.wait(5) == 0

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import socket
 import time
 import uuid
@@ -44,7 +45,7 @@ from ..text import describe, loggable
 from .executor import Attempt, WorkerDefaults, payload_error, policy_for, timeout_for
 from .outcome import Kind, Outcome
 from .process import ChildRunner, InlineRunner, Interrupted
-from .signals import StopSignals
+from .signals import StopSignals, drain
 
 log = logging.getLogger("conveyor.worker")
 T = TypeVar("T")
@@ -189,9 +190,13 @@ class Worker:
     def _reserve(self, wait: float | None = None) -> Reservation | None:
         if wait is None:
             wait = 0.0 if self.options.stop_when_empty else min(self.options.sleep, 1.0)
-        return self._persist(
-            lambda: self.driver.reserve(self.options.queues, self.options.lease, wait)
-        )
+        try:
+            return self._persist(
+                lambda: self.driver.reserve(self.options.queues, self.options.lease, wait),
+                stop_gives_up=True,
+            )
+        except ConnectionUnavailable:
+            return None  # told to stop while the server is away: nothing was claimed
 
     def _start(self, reservation: Reservation) -> _Running:
         running = self._running(reservation)
@@ -542,22 +547,32 @@ class Worker:
         )  # fmt: skip
         self._quietly(lambda: self.driver.heartbeat(info))
 
-    def _persist(self, op: Callable[[], T]) -> T:
+    def _persist(self, op: Callable[[], T], stop_gives_up: bool = False) -> T:
         """Retry an operation on the queue's server until it goes through.
 
         A broken connection must never fail a job or end the worker; a forced stop (second
-        signal) gives up, and the job comes back when its lease runs out.
+        signal) gives up, and the job comes back when its lease runs out. An operation that
+        holds nothing yet (a claim: ``stop_gives_up``) gives up at the first signal, so a
+        worker waiting for its server stops when told. A signal cuts the pause short.
         """
         pause = 0.1
         while True:
             try:
                 return op()
             except ConnectionUnavailable as exc:
-                if self.signals.aborting:
+                if self.signals.aborting or (stop_gives_up and self.signals.stopping):
                     raise
                 log.warning("queue server unavailable, retrying in %.1fs: %s", pause, exc)
-                time.sleep(pause)
+                self._pause(pause)
                 pause = min(pause * 2, 5.0)
+
+    def _pause(self, seconds: float) -> None:
+        """Sleep, waking early when a signal arrives (its byte on the wakeup pipe)."""
+        fd = self.signals.wakeup_fd
+        if fd is None:
+            time.sleep(seconds)
+        elif select.select([fd], [], [], seconds)[0]:
+            drain(fd)  # the flags hold the news; the next pause must not end at once
 
     def _quietly(self, op: Callable[[], T]) -> T | None:
         try:
