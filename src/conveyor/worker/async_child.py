@@ -26,9 +26,9 @@ from .process import (
     Gate,
     Interrupted,
     Spin,
-    _interruption,
-    _rss,
     become_child,
+    current_rss,
+    interruption,
 )
 from .signals import drain
 
@@ -136,13 +136,13 @@ class _Server:
         self._reply(attempt.id, await self.executor.execute_async(attempt, timeout or None))
 
     async def _hook(self, attempt: Attempt, error: str) -> None:
-        hook_error = await self.executor.failed_hook_for_async(attempt, _interruption(error))
+        hook_error = await self.executor.failed_hook_for_async(attempt, interruption(error))
         self._reply(attempt.id, Outcome(kind=Kind.FAILED, error=hook_error))
 
     def _reply(self, job_id: str, outcome: Outcome, at_once: bool = False) -> None:
         """Queue an outcome; all that finish in one turn of the loop go back in one write."""
         if self.report_rss:  # only --memory needs it: reading /proc costs ~20 % of a no-op job
-            outcome = msgspec.structs.replace(outcome, rss=_rss())
+            outcome = msgspec.structs.replace(outcome, rss=current_rss())
         if not self.outbox and not at_once:
             self.loop.call_soon(self._flush)
         self.outbox.append((job_id, outcome))

@@ -25,7 +25,7 @@ from ..errors import JobTimedOut, WorkerLost
 from ..events import EventBus, WorkerStopping
 from .async_child import ConcurrentRunner
 from .executor import WorkerDefaults
-from .loop import Worker, WorkerOptions, _flush_logs, _handed_back, _Running, envelope_of
+from .loop import Running, Worker, WorkerOptions, envelope_of, flush_logs, handed_back
 from .outcome import Outcome
 from .process import Interrupted
 
@@ -40,7 +40,7 @@ _POLL_MIN, _POLL_MAX = 0.002, 0.1
 
 @dataclass(frozen=True)
 class _Flight:
-    running: _Running
+    running: Running
     deadline: float
     #: an ``async def handle`` job, running as a task beside others
     concurrent: bool
@@ -77,7 +77,7 @@ class ConcurrentWorker(Worker):
             while True:
                 reason = self._stop_reason() or ""
                 if self._has_room():
-                    _flush_logs()
+                    flush_logs()
                     if self._held:
                         self._start_held()
                         continue
@@ -244,7 +244,7 @@ class ConcurrentWorker(Worker):
         for flight in bystanders:  # killed with the overdue job through no fault of their own
             env = flight.running.envelope
             outcome = (
-                _handed_back(env, "another job's timeout stopped the executor; released")
+                handed_back(env, "another job's timeout stopped the executor; released")
                 if env is not None
                 else self._interrupted(flight.running.attempt, Interrupted(WorkerLost("killed")))
             )
@@ -272,4 +272,4 @@ class ConcurrentWorker(Worker):
             for held in self._held:
                 self._renew(held)
         self._beat(now)
-        _flush_logs()
+        flush_logs()

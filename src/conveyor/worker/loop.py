@@ -56,7 +56,7 @@ PREFETCH_HOLD = 0.05
 
 
 @dataclass(frozen=True)
-class _Running:
+class Running:
     reservation: Reservation
     attempt: Attempt
     started: float
@@ -130,7 +130,7 @@ class Worker:
         self._restart_mark = self._quietly(self.driver.restart_requested_at)
         reason = "stopped"
         try:
-            running: _Running | None = None
+            running: Running | None = None
             while True:
                 if running is None:
                     reason = self._stop_reason() or ""
@@ -138,7 +138,7 @@ class Worker:
                         break
                     if self.events.has_listeners():
                         self.events.emit(WorkerLooping(self.driver.connection, self.options.queues))
-                    _flush_logs()  # about to wait: nothing should sit in a buffer meanwhile
+                    flush_logs()  # about to wait: nothing should sit in a buffer meanwhile
                     reservation = self._reserve()
                     if reservation is None:
                         if self.options.stop_when_empty:
@@ -193,7 +193,7 @@ class Worker:
             lambda: self.driver.reserve(self.options.queues, self.options.lease, wait)
         )
 
-    def _start(self, reservation: Reservation) -> _Running:
+    def _start(self, reservation: Reservation) -> Running:
         running = self._running(reservation)
         self.runner.start(running.attempt)
         self._held_since = time.monotonic()  # the queued jobs now wait behind this one
@@ -209,7 +209,7 @@ class Worker:
             payload, reservation.attempts,
         )  # fmt: skip
 
-    def _running(self, reservation: Reservation, env: Envelope | None = None) -> _Running:
+    def _running(self, reservation: Reservation, env: Envelope | None = None) -> Running:
         """Count a claimed job as started and decode what the control process needs of it
         (unless already decoded: ``env``)."""
         attempt = self._attempt(reservation)
@@ -217,9 +217,9 @@ class Worker:
         self._current = reservation.id
         if env is None:
             env = envelope_of(reservation, self.defaults.max_payload)
-        return _Running(reservation, attempt, time.perf_counter(), env)
+        return Running(reservation, attempt, time.perf_counter(), env)
 
-    def _settle_and_start_next(self, finished: _Running, outcome: Outcome) -> _Running | None:
+    def _settle_and_start_next(self, finished: Running, outcome: Outcome) -> Running | None:
         """Settle the finished job and start the next before logging, so the executor works
         while this process logs. A prefetched job starts first, so the executor runs it while
         this process settles the last one and tops up the prefetched ones."""
@@ -420,7 +420,7 @@ class Worker:
         self._settle(reservation, outcome, bus_write)
         return claimed
 
-    def _finish(self, running: _Running) -> Outcome:
+    def _finish(self, running: Running) -> Outcome:
         reservation, attempt = running.reservation, running.attempt
         every = min(1.0, self._renew_every(), self.options.prefetch_hold if self._held else 1.0)
         try:
@@ -431,7 +431,7 @@ class Worker:
         except Interrupted as stop:
             return self._interrupted(attempt, stop)
 
-    def _log(self, running: _Running, outcome: Outcome) -> None:
+    def _log(self, running: Running, outcome: Outcome) -> None:
         self.processed += 1
         if self._current == running.reservation.id:
             self._current = None
@@ -475,7 +475,7 @@ class Worker:
             if self._held_too_long(now):
                 self._hand_back_held()
             self._beat(now)
-            _flush_logs()
+            flush_logs()
             return not self.signals.aborting
 
         return tick
@@ -492,7 +492,7 @@ class Worker:
         except PayloadError as exc:
             return payload_error(exc)
         if self.signals.aborting:
-            return _handed_back(env, "worker stopped; released")
+            return handed_back(env, "worker stopped; released")
         attempts = env.attempts(attempt.attempts)
         meta = (attempt.connection, attempt.queue, attempt.id, env.job, attempts)
         policy = policy_for(env, self.defaults)
@@ -575,13 +575,13 @@ def envelope_of(reservation: Reservation, max_size: int) -> Envelope | None:
         return None
 
 
-def _handed_back(env: Envelope, reason: str) -> Outcome:
+def handed_back(env: Envelope, reason: str) -> Outcome:
     """Release a claim that was not the job's fault, so it does not count against tries."""
     returned = envelope_mod.encode(env.with_claim_returned())
     return Outcome(Kind.RELEASED, payload=returned, reason=reason)
 
 
-def _flush_logs() -> None:
+def flush_logs() -> None:
     """Push out log lines held by a buffering handler (see ``cli.common.setup_logging``)."""
     for handler in logging.getLogger().handlers:
         handler.flush()

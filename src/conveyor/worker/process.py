@@ -94,7 +94,7 @@ class Spin:
             pass
 
 
-def _rss() -> int:
+def current_rss() -> int:
     """Current resident memory, read after every job: /proc is ~100x cheaper than psutil."""
     try:
         with open("/proc/self/statm", "rb") as fh:
@@ -145,7 +145,7 @@ class Gate:
             return int(self._marks[0])
 
 
-def _interruption(text: str) -> BaseException:
+def interruption(text: str) -> BaseException:
     """Rebuild, in the child, the error that ended an attempt (sent as ``"Type: message"``), so
     ``failed(exc)`` can tell a timeout from a lost process by its type."""
     kind, _, message = text.partition(": ")
@@ -215,12 +215,12 @@ def _child_main(
             if op == "run":
                 outcome = executor.execute(attempt)
                 if report_rss:  # only --memory needs it: reading /proc costs ~20 % of a job
-                    outcome = msgspec.structs.replace(outcome, rss=_rss())
+                    outcome = msgspec.structs.replace(outcome, rss=current_rss())
                 conn.send_bytes(pack(outcome))
                 if i == len(requests):  # else the next is already here
                     spin_for_next()
             else:
-                hook_error = executor.failed_hook_for(attempt, _interruption(error))
+                hook_error = executor.failed_hook_for(attempt, interruption(error))
                 conn.send_bytes(pack(Outcome(kind=Kind.FAILED, error=hook_error)))
 
 
@@ -407,22 +407,6 @@ class ChildRunner(ForkedChild):
         super().__init__(make_executor, memory_limit_mb, spin)
         self._started = 0.0
 
-    def run(
-        self,
-        attempt: Attempt,
-        timeout: float | None,
-        tick: Callable[[], bool],
-        tick_every: float = 1.0,
-        wakeup: int | None = None,
-    ) -> Outcome:
-        """Run one attempt; ``tick()`` is called while waiting and returns False to abandon it.
-
-        ``tick()`` runs every ``tick_every`` seconds, and at once when ``wakeup`` (a signal's
-        wakeup pipe) becomes readable.
-        """
-        self.start(attempt)
-        return self.wait(timeout, tick, tick_every, wakeup)
-
     def start(self, attempt: Attempt) -> None:
         """Hand the attempt to the child and return at once; ``wait()`` collects the outcome.
 
@@ -511,16 +495,6 @@ class InlineRunner:
         self.child_pid: int | None = None
         self.children_started = 0
         self._attempt: Attempt | None = None
-
-    def run(
-        self,
-        attempt: Attempt,
-        timeout: float | None,
-        tick: Callable[[], bool],
-        tick_every: float = 1.0,
-        wakeup: int | None = None,
-    ) -> Outcome:
-        return self.executor.execute(attempt)
 
     def start(self, attempt: Attempt) -> None:
         self._attempt = attempt
