@@ -25,7 +25,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar, cast
+from typing import Generic, TypeVar, cast
 
 from .. import envelope as envelope_mod
 from .. import retry
@@ -43,11 +43,13 @@ from ..events import EventBus, JobFailed, JobTimedOut, WorkerLooping, WorkerStop
 from ..text import describe, loggable
 from .executor import Attempt, WorkerDefaults, payload_error, policy_for, timeout_for
 from .outcome import Kind, Outcome
-from .process import ChildRunner, InlineRunner, Interrupted
+from .process import InlineRunner, Interrupted
+from .runner import Runner, SerialRunner
 from .signals import StopSignals
 
 log = logging.getLogger("conveyor.worker")
 T = TypeVar("T")
+R = TypeVar("R", bound=Runner)
 
 #: how long a prefetched job waits for the running one to end before it goes back to the queue
 #: for other workers: prefetching pays off for short jobs only, and must not keep a job waiting
@@ -81,11 +83,14 @@ class WorkerOptions:
     prefetch: int | None = None
 
 
-class Worker:
+class WorkerLoop(Generic[R]):
+    """What the loops share: claims, prefetches, settlements, leases and heartbeats; the
+    subclass hands jobs to its runner ``R`` and waits for them."""
+
     def __init__(
         self,
         driver: Driver,
-        runner: ChildRunner | InlineRunner,
+        runner: R,
         events: EventBus,
         defaults: WorkerDefaults,
         options: WorkerOptions,
@@ -125,44 +130,6 @@ class Worker:
             self._prefetches = self._depth > 0
             self._keep_acks = cast(Prefetch, driver).keep_acks
 
-    def run(self) -> int:
-        self.signals.install()
-        self._restart_mark = self._quietly(self.driver.restart_requested_at)
-        reason = "stopped"
-        try:
-            running: Running | None = None
-            while True:
-                if running is None:
-                    reason = self._stop_reason() or ""
-                    if reason:
-                        break
-                    if self.events.has_listeners():
-                        self.events.emit(WorkerLooping(self.driver.connection, self.options.queues))
-                    flush_logs()  # about to wait: nothing should sit in a buffer meanwhile
-                    reservation = self._reserve()
-                    if reservation is None:
-                        if self.options.stop_when_empty:
-                            reason = "queue empty"
-                            break
-                        continue
-                    running = self._start(reservation)
-                    self._prefetch()
-                finished, outcome = running, self._finish(running)
-                running = self._settle_and_start_next(finished, outcome)
-                self._log(finished, outcome)
-                if self.options.once:
-                    reason = "--once"
-                    break
-        finally:
-            self.signals.uninstall()
-            self.runner.stop()
-            self._hand_back_held()
-            self._quietly(self._flush_deferred)  # a forced stop must not end in a traceback
-            self._quietly(lambda: self.driver.forget_worker(self.id))
-            self.events.emit(WorkerStopping(self.driver.connection, 0, reason))
-            log.info("worker %s stopping: %s (%d jobs)", self.id, reason, self.processed)
-        return 0
-
     def _stop_reason(self) -> str | None:
         """Why the worker should stop; once found, the reason sticks until the worker exits."""
         if self._stop_because is None:
@@ -193,12 +160,6 @@ class Worker:
             lambda: self.driver.reserve(self.options.queues, self.options.lease, wait)
         )
 
-    def _start(self, reservation: Reservation) -> Running:
-        running = self._running(reservation)
-        self.runner.start(running.attempt)
-        self._held_since = time.monotonic()  # the queued jobs now wait behind this one
-        return running
-
     def _attempt(self, reservation: Reservation) -> Attempt:
         payload = reservation.payload
         limit = self.defaults.max_payload
@@ -218,29 +179,6 @@ class Worker:
         if env is None:
             env = envelope_of(reservation, self.defaults.max_payload)
         return Running(reservation, attempt, time.perf_counter(), env)
-
-    def _settle_and_start_next(self, finished: Running, outcome: Outcome) -> Running | None:
-        """Settle the finished job and start the next before logging, so the executor works
-        while this process logs. A prefetched job starts first, so the executor runs it while
-        this process settles the last one and tops up the prefetched ones."""
-        want_next = not (self.options.once or self._stop_reason())
-        self._short = time.perf_counter() - finished.started < self.options.prefetch_hold
-        self._ended(finished.reservation, outcome)
-        if not want_next:
-            self._hand_back_held()
-        if not self._held:
-            n = 1 + self._wanted(starting=1) if want_next else 0
-            claimed = self._advance(finished.reservation, outcome, n, count=True)
-            if not claimed:
-                return None
-            running = self._start(claimed[0])
-            self._hold(claimed[1:])
-            self._prefetch()
-            return running
-        running = self._start(self._begin(self._held.popleft()))
-        if not self._defer(finished.reservation, outcome):
-            self._hold(self._advance(finished.reservation, outcome, self._wanted()))
-        return running
 
     def _ended(self, reservation: Reservation, outcome: Outcome) -> None:
         """A job ended before the round trip that was to count its start: a job simply
@@ -321,7 +259,8 @@ class Worker:
         self._send_queued()
 
     def _queue(self, reservation: Reservation, behind: int) -> None:
-        self.runner.queue(self._attempt(reservation), behind)
+        """Queue a prefetched job in the runner behind the running one; each loop knows how."""
+        raise NotImplementedError
 
     def _send_queued(self) -> None:
         self.runner.send_queued()
@@ -420,17 +359,6 @@ class Worker:
         self._settle(reservation, outcome, bus_write)
         return claimed
 
-    def _finish(self, running: Running) -> Outcome:
-        reservation, attempt = running.reservation, running.attempt
-        every = min(1.0, self._renew_every(), self.options.prefetch_hold if self._held else 1.0)
-        try:
-            return self.runner.wait(
-                self._timeout_of(running.envelope), self._ticker(reservation),
-                tick_every=every, wakeup=self.signals.wakeup_fd,
-            )  # fmt: skip
-        except Interrupted as stop:
-            return self._interrupted(attempt, stop)
-
     def _log(self, running: Running, outcome: Outcome) -> None:
         self.processed += 1
         if self._current == running.reservation.id:
@@ -450,35 +378,6 @@ class Worker:
     def _renew_every(self) -> float:
         """Renew three times per lease, so one slow renewal never lets the lease run out."""
         return max(self.options.lease / 3, 0.05)
-
-    def _ticker(self, reservation: Reservation) -> Callable[[], bool]:
-        renew_every = self._renew_every()
-        next_renew = time.monotonic() + renew_every
-        told = False
-
-        def tick() -> bool:
-            nonlocal next_renew, told
-            now = time.monotonic()
-            if self.signals.stopping and not told:
-                told = True
-                log.info(
-                    "received %s: finishing job %s, then stopping (again: release it, stop now)",
-                    self.signals.received, reservation.id,
-                )  # fmt: skip
-                self._hand_back_held()
-            if now >= next_renew:
-                next_renew = now + renew_every
-                self._renew(reservation)
-                for held in self._held:
-                    self._renew(held)
-            self._flush_deferred(persist=False)  # the job runs long: what was kept goes now
-            if self._held_too_long(now):
-                self._hand_back_held()
-            self._beat(now)
-            flush_logs()
-            return not self.signals.aborting
-
-        return tick
 
     def _renew(self, reservation: Reservation) -> None:
         if self._quietly(lambda: reservation.extend(self.options.lease)) is False:
@@ -565,6 +464,120 @@ class Worker:
         except ConnectionUnavailable as exc:
             log.debug("control-plane call failed: %s", exc)
             return None
+
+
+class Worker(WorkerLoop[SerialRunner]):
+    """One job at a time (``--concurrency 1``, ``--in-process``)."""
+
+    def run(self) -> int:
+        self.signals.install()
+        self._restart_mark = self._quietly(self.driver.restart_requested_at)
+        reason = "stopped"
+        try:
+            running: Running | None = None
+            while True:
+                if running is None:
+                    reason = self._stop_reason() or ""
+                    if reason:
+                        break
+                    if self.events.has_listeners():
+                        self.events.emit(WorkerLooping(self.driver.connection, self.options.queues))
+                    flush_logs()  # about to wait: nothing should sit in a buffer meanwhile
+                    reservation = self._reserve()
+                    if reservation is None:
+                        if self.options.stop_when_empty:
+                            reason = "queue empty"
+                            break
+                        continue
+                    running = self._start(reservation)
+                    self._prefetch()
+                finished, outcome = running, self._finish(running)
+                running = self._settle_and_start_next(finished, outcome)
+                self._log(finished, outcome)
+                if self.options.once:
+                    reason = "--once"
+                    break
+        finally:
+            self.signals.uninstall()
+            self.runner.stop()
+            self._hand_back_held()
+            self._quietly(self._flush_deferred)  # a forced stop must not end in a traceback
+            self._quietly(lambda: self.driver.forget_worker(self.id))
+            self.events.emit(WorkerStopping(self.driver.connection, 0, reason))
+            log.info("worker %s stopping: %s (%d jobs)", self.id, reason, self.processed)
+        return 0
+
+    def _settle_and_start_next(self, finished: Running, outcome: Outcome) -> Running | None:
+        """Settle the finished job and start the next before logging, so the executor works
+        while this process logs. A prefetched job starts first, so the executor runs it while
+        this process settles the last one and tops up the prefetched ones."""
+        want_next = not (self.options.once or self._stop_reason())
+        self._short = time.perf_counter() - finished.started < self.options.prefetch_hold
+        self._ended(finished.reservation, outcome)
+        if not want_next:
+            self._hand_back_held()
+        if not self._held:
+            n = 1 + self._wanted(starting=1) if want_next else 0
+            claimed = self._advance(finished.reservation, outcome, n, count=True)
+            if not claimed:
+                return None
+            running = self._start(claimed[0])
+            self._hold(claimed[1:])
+            self._prefetch()
+            return running
+        running = self._start(self._begin(self._held.popleft()))
+        if not self._defer(finished.reservation, outcome):
+            self._hold(self._advance(finished.reservation, outcome, self._wanted()))
+        return running
+
+    def _start(self, reservation: Reservation) -> Running:
+        running = self._running(reservation)
+        self.runner.start(running.attempt)
+        self._held_since = time.monotonic()  # the queued jobs now wait behind this one
+        return running
+
+    def _queue(self, reservation: Reservation, behind: int) -> None:
+        self.runner.queue(self._attempt(reservation), behind)
+
+    def _finish(self, running: Running) -> Outcome:
+        reservation, attempt = running.reservation, running.attempt
+        every = min(1.0, self._renew_every(), self.options.prefetch_hold if self._held else 1.0)
+        try:
+            return self.runner.wait(
+                self._timeout_of(running.envelope), self._ticker(reservation),
+                tick_every=every, wakeup=self.signals.wakeup_fd,
+            )  # fmt: skip
+        except Interrupted as stop:
+            return self._interrupted(attempt, stop)
+
+    def _ticker(self, reservation: Reservation) -> Callable[[], bool]:
+        renew_every = self._renew_every()
+        next_renew = time.monotonic() + renew_every
+        told = False
+
+        def tick() -> bool:
+            nonlocal next_renew, told
+            now = time.monotonic()
+            if self.signals.stopping and not told:
+                told = True
+                log.info(
+                    "received %s: finishing job %s, then stopping (again: release it, stop now)",
+                    self.signals.received, reservation.id,
+                )  # fmt: skip
+                self._hand_back_held()
+            if now >= next_renew:
+                next_renew = now + renew_every
+                self._renew(reservation)
+                for held in self._held:
+                    self._renew(held)
+            self._flush_deferred(persist=False)  # the job runs long: what was kept goes now
+            if self._held_too_long(now):
+                self._hand_back_held()
+            self._beat(now)
+            flush_logs()
+            return not self.signals.aborting
+
+        return tick
 
 
 def envelope_of(reservation: Reservation, max_size: int) -> Envelope | None:
