@@ -35,9 +35,9 @@ from .signals import drain
 log = logging.getLogger("conveyor.worker")
 
 #: op ("run": a sync job, "task": an async one, "failed": its hook), job id, queue, connection,
-#: payload, attempts, error text (for "failed"), timeout (0: none), queued seq (``process.Gate``);
-#: a message is a list of them
-_Request = tuple[str, str, str, str, bytes, int, str, float, int]
+#: payload, attempts, batch cancelled, error text (for "failed"), timeout (0: none), queued seq
+#: (``process.Gate``); a message is a list of them
+_Request = tuple[str, str, str, str, bytes, int, bool, str, float, int]
 _encode = msgspec.msgpack.Encoder().encode
 _decode_requests = msgspec.msgpack.Decoder(list[_Request]).decode
 _decode_done = msgspec.msgpack.Decoder(list[tuple[str, Outcome]]).decode
@@ -103,13 +103,13 @@ class _Server:
                     self._close()
                     return
             request = self.pending.popleft()
-            op, job_id, queue, connection, payload, attempts, error, timeout, seq = request
+            op, (error, timeout, seq) = request[0], request[7:]
             if op == "stop":
                 self._close()
                 return
             if seq and not self.gate.enter(seq):
                 continue  # recalled while queued: the control process handed it back
-            attempt = Attempt(job_id, queue, connection, payload, attempts)
+            attempt = Attempt(*request[1:7])
             if op != "run":
                 work = self._run(attempt, timeout) if op == "task" else self._hook(attempt, error)
                 task = self.loop.create_task(work)
@@ -163,7 +163,7 @@ class ConcurrentRunner(ForkedChild):
     """The control process's side: hand attempts over, collect outcomes as they finish."""
 
     _main = staticmethod(_child_main)
-    _stop_request = _encode([("stop", "", "", "", b"", 0, "", 0.0, 0)])
+    _stop_request = _encode([("stop", "", "", "", b"", 0, False, "", 0.0, 0)])
     _encode = staticmethod(_encode)
 
     def start(self, attempt: Attempt, timeout: float | None, concurrent: bool) -> None:
@@ -240,5 +240,5 @@ def _request(
 ) -> _Request:
     return (
         op, attempt.id, attempt.queue, attempt.connection, attempt.payload, attempt.attempts,
-        error, timeout, seq,
+        attempt.batch_cancelled, error, timeout, seq,
     )  # fmt: skip

@@ -25,7 +25,15 @@ from ..errors import JobTimedOut, WorkerLost
 from ..events import EventBus, WorkerStopping
 from .async_child import ConcurrentRunner
 from .executor import WorkerDefaults
-from .loop import Running, WorkerLoop, WorkerOptions, envelope_of, flush_logs, handed_back
+from .loop import (
+    Running,
+    WorkerLoop,
+    WorkerOptions,
+    envelope_of,
+    flush_logs,
+    handed_back,
+    may_queue,
+)
 from .outcome import Outcome
 from .process import Interrupted
 
@@ -167,8 +175,10 @@ class ConcurrentWorker(WorkerLoop[ConcurrentRunner]):
 
     def _queue(self, reservation: Reservation, behind: int) -> None:
         """Queue a prefetched job behind the running sync job; with none running, the
-        executor would start it at once, so it waits here instead."""
-        if any(not f.concurrent for f in self._flights.values()):
+        executor would start it at once, so it waits here instead (as a batch's job does, see
+        ``loop.may_queue``)."""
+        sync_running = any(not f.concurrent for f in self._flights.values())
+        if sync_running and may_queue(reservation.payload):
             env = envelope_of(reservation, self.defaults.max_payload)
             concurrent = env is not None and env.async_handle
             timeout = self._timeout_of(env)

@@ -29,7 +29,7 @@ from typing import Generic, TypeVar, cast
 
 from .. import envelope as envelope_mod
 from .. import retry
-from ..bus.settle import bus_settlement
+from ..bus.settle import batch_cancelled, bus_settlement
 from ..drivers.base import (
     Driver,
     FailedRecord,
@@ -160,24 +160,24 @@ class WorkerLoop(Generic[R]):
             lambda: self.driver.reserve(self.options.queues, self.options.lease, wait)
         )
 
-    def _attempt(self, reservation: Reservation) -> Attempt:
+    def _attempt(self, reservation: Reservation, batch_cancelled: bool = False) -> Attempt:
         payload = reservation.payload
         limit = self.defaults.max_payload
         if len(payload) > limit:  # the executor fails it unread: it need not get it all
             payload = payload[: limit + 1]
         return Attempt(
             reservation.id, reservation.queue, self.driver.connection,
-            payload, reservation.attempts,
+            payload, reservation.attempts, batch_cancelled,
         )  # fmt: skip
 
     def _running(self, reservation: Reservation, env: Envelope | None = None) -> Running:
         """Count a claimed job as started and decode what the control process needs of it
         (unless already decoded: ``env``)."""
-        attempt = self._attempt(reservation)
         self.started += 1
         self._current = reservation.id
         if env is None:
             env = envelope_of(reservation, self.defaults.max_payload)
+        attempt = self._attempt(reservation, batch_cancelled(self.driver, env))
         return Running(reservation, attempt, time.perf_counter(), env)
 
     def _ended(self, reservation: Reservation, outcome: Outcome) -> None:
@@ -537,6 +537,8 @@ class Worker(WorkerLoop[SerialRunner]):
         return running
 
     def _queue(self, reservation: Reservation, behind: int) -> None:
+        if not may_queue(reservation.payload):
+            return
         self.runner.queue(self._attempt(reservation), behind)
 
     def _finish(self, running: Running) -> Outcome:
@@ -586,6 +588,14 @@ def envelope_of(reservation: Reservation, max_size: int) -> Envelope | None:
         return envelope_mod.decode(reservation.payload, max_size)
     except PayloadError:
         return None
+
+
+def may_queue(payload: bytes) -> bool:
+    """Whether a prefetched job may wait queued in the executor: not a batch's job, whose
+    batch may be cancelled until it starts, and which the control process asks about then
+    (``bus.settle.batch_cancelled``). One substring test; a plain job that only mentions
+    ``"batch_id"`` in its arguments is handed over when it starts, as it would be unqueued."""
+    return b'"batch_id"' not in payload
 
 
 def handed_back(env: Envelope, reason: str) -> Outcome:

@@ -47,8 +47,11 @@ log = logging.getLogger("conveyor.worker")
 
 _request = msgspec.msgpack.Encoder()
 #: a message to the child is a list of requests, several when jobs are queued together: op,
-#: job id, queue, connection, payload, attempts, error text (for "failed"), queued seq
-_decode_request = msgspec.msgpack.Decoder(list[tuple[str, str, str, str, bytes, int, str, int]])
+#: job id, queue, connection, payload, attempts, batch cancelled, error text (for "failed"),
+#: queued seq
+_decode_request = msgspec.msgpack.Decoder(
+    list[tuple[str, str, str, str, bytes, int, bool, str, int]]
+)
 
 
 class Interrupted(Exception):
@@ -105,10 +108,10 @@ def current_rss() -> int:
 
 def _fields(
     op: str, attempt: Attempt, error: str = "", seq: int = 0
-) -> tuple[str, str, str, str, bytes, int, str, int]:
+) -> tuple[str, str, str, str, bytes, int, bool, str, int]:
     return (
         op, attempt.id, attempt.queue, attempt.connection, attempt.payload, attempt.attempts,
-        error, seq,
+        attempt.batch_cancelled, error, seq,
     )  # fmt: skip
 
 
@@ -204,14 +207,13 @@ def _child_main(
             requests = _decode_request.decode(conn.recv_bytes())
         except (EOFError, OSError):
             return
-        for i, (op, job_id, queue, connection, payload, attempts, error, seq) in enumerate(
-            requests, 1
-        ):
+        for i, request in enumerate(requests, 1):
+            op, job_id, queue, connection, payload, attempts, cancelled, error, seq = request
             if op == "stop":
                 return
             if seq and not gate.enter(seq):
                 continue  # recalled while queued: the control process handed it back
-            attempt = Attempt(job_id, queue, connection, payload, attempts)
+            attempt = Attempt(job_id, queue, connection, payload, attempts, cancelled)
             if op == "run":
                 outcome = executor.execute(attempt)
                 if report_rss:  # only --memory needs it: reading /proc costs ~20 % of a job
@@ -395,7 +397,7 @@ class ChildRunner(ForkedChild):
     """One job at a time in the child: the plain executor of ``--concurrency 1``."""
 
     _main = staticmethod(_child_main)
-    _stop_request = _request.encode([("stop", "", "", "", b"", 0, "", 0)])
+    _stop_request = _request.encode([("stop", "", "", "", b"", 0, False, "", 0)])
     _encode = staticmethod(_request.encode)
 
     def __init__(
