@@ -15,9 +15,9 @@ from typing import Any
 
 from ..errors import ConveyorError
 from ..job import Job
-from .batch_store import store_for
 from .firing import Prepared, start
 from .links import RUN_CALLBACK_JOB, START_BATCH_JOB, lookup, not_storable
+from .stores import store_for
 
 
 class JobFailure(ConveyorError):

@@ -16,9 +16,10 @@ from ..drivers.base import Driver, FailedRecord, Reservation
 from ..envelope import Envelope
 from ..errors import ConveyorError, PayloadError
 from ..worker.outcome import Kind, Outcome
-from .batch_store import BatchStore, Settlement, store_for
+from .batch_store import BatchStore, Settlement
 from .firing import Failure, callback_message, event_messages
 from .links import link_message
+from .stores import store_for
 
 log = logging.getLogger("conveyor.bus")
 
