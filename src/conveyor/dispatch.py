@@ -18,7 +18,7 @@ from .drivers.base import Message
 from .envelope import Envelope
 from .errors import ConveyorError, PayloadTooLarge, SerializationError
 from .events import JobQueued
-from .job import Job
+from .job import Job, provide_pending_class
 from .queues import check_queue_name
 from .serialization import encode_fields
 from .worker.executor import Attempt
@@ -208,3 +208,6 @@ def dispatch_sync(item: Job | PendingDispatch) -> Outcome:
     if outcome.kind is Kind.FAILED and executor.last_exception is not None:
         raise executor.last_exception
     return outcome
+
+
+provide_pending_class(PendingDispatch)

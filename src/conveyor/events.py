@@ -66,12 +66,6 @@ class JobTimedOut(JobEvent):
 
 
 @dataclass(frozen=True)
-class WorkerStarting(Event):
-    connection: str
-    queues: tuple[str, ...]
-
-
-@dataclass(frozen=True)
 class WorkerLooping(Event):
     connection: str
     queues: tuple[str, ...]

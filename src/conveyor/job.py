@@ -27,17 +27,26 @@ RESERVED_NAMES = frozenset(
     }
 )  # fmt: skip
 
-#: ``conveyor.dispatch`` imports this module, so its class is looked up on first use; a relative
-#: import statement inside ``pending()`` costs more than the rest of a dispatch's Python work
+#: what a job's own methods reach in the layers above this module, which import it: the class
+#: of ``job.dispatch()`` (``dispatch.PendingDispatch``) and the lookup of ``job.batch()``
+#: (``bus.batch.find_batch``). Each module hands its own in when it is imported, and
+#: ``conveyor/__init__`` imports both, so they are there before any job is dispatched or run.
 _pending_class: type[PendingDispatch] | None = None
+_find_batch: Callable[[str, str], Batch | None] | None = None
 
 
-def _load_pending_class() -> type[PendingDispatch]:
+def provide_pending_class(cls: type[PendingDispatch]) -> None:
     global _pending_class
-    from .dispatch import PendingDispatch
+    _pending_class = cls
 
-    _pending_class = PendingDispatch
-    return PendingDispatch
+
+def provide_find_batch(find: Callable[[str, str], Batch | None]) -> None:
+    global _find_batch
+    _find_batch = find
+
+
+def _missing(what: str) -> ConveyorError:
+    return ConveyorError(f"{what} is not loaded: import conveyor before using its jobs")
 
 
 @dataclass_transform(kw_only_default=True)
@@ -118,13 +127,15 @@ class Job:
         ctx = self._context
         if ctx is None or ctx.batch_id is None:
             return None
-        from .bus.batch import find_batch
-
-        return find_batch(ctx.batch_id, connection=ctx.connection)
+        if _find_batch is None:
+            raise _missing("conveyor.bus")
+        return _find_batch(ctx.batch_id, ctx.connection)
 
     # --- dispatching ----------------------------------------------------------------------
     def pending(self) -> PendingDispatch:
-        return (_pending_class or _load_pending_class())(self)
+        if _pending_class is None:
+            raise _missing("conveyor.dispatch")
+        return _pending_class(self)
 
     def dispatch(self) -> str:
         return self.pending().dispatch()

@@ -18,13 +18,14 @@ from .. import envelope as envelope_mod
 from ..dispatch import PendingDispatch
 from ..drivers.base import Message
 from ..errors import ConveyorError
-from ..job import Job
+from ..job import Job, provide_find_batch
 from ..queues import check_queue_name
-from .batch_store import BatchRecord, BatchStore, store_for
+from .batch_store import BatchRecord, BatchStore
 from .chain import PendingChain
 from .firing import Prepared, start
 from .links import Target, callback_spec, envelope_of, job_envelope
 from .links import own_connection as _own_connection
+from .stores import store_for
 
 if TYPE_CHECKING:
     from ..app import Conveyor
@@ -290,3 +291,6 @@ def find_batch(
     name = connection or app.settings.default
     record = store_for(app.driver(name)).find(batch_id)
     return None if record is None else Batch(record, app, name)
+
+
+provide_find_batch(lambda batch_id, connection: find_batch(batch_id, connection=connection))

@@ -12,13 +12,11 @@ only counts and stores.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..drivers.base import Driver, FailedRecord, Message, Reservation
-from ..errors import ConveyorError
+from ..drivers.base import FailedRecord, Message, Reservation
 
 EVENTS = ("then", "catch", "finally")
 
@@ -102,53 +100,3 @@ class BatchStore(Protocol):
         """Put a failed job of the batch back (``conveyor retry``) and take its failure back;
         ``links`` chain links it had dropped count as pending again."""
         ...
-
-
-def require_storage(driver: Driver) -> None:
-    """Refuse the sync connection: it runs a job at dispatch, so no link could wait its turn."""
-    from ..drivers.sync import SyncDriver
-
-    if isinstance(driver, SyncDriver):
-        raise ConveyorError(
-            f"connection {driver.connection!r} runs each job when it is dispatched and stores "
-            "nothing, so it cannot hold a chain or a batch; dispatch it on a connection that "
-            "stores jobs (sqlite, postgresql, mysql)"
-        )
-
-
-#: one store per driver object: the Redis store caches each batch's (immutable) options
-_stores: weakref.WeakKeyDictionary[Any, BatchStore] = weakref.WeakKeyDictionary()
-
-
-def store_for(driver: Driver) -> BatchStore:
-    """The batch store that lives beside a connection's jobs."""
-    found = _stores.get(driver)
-    if found is None:
-        found = _stores[driver] = _open_store(driver)
-    return found
-
-
-def attach_store(driver: Driver, store: BatchStore) -> None:
-    """Give a driver that keeps its jobs elsewhere (the recording fake of ``conveyor.testing``)
-    the store its batches live in, for as long as the driver lives."""
-    _stores[driver] = store
-
-
-def _open_store(driver: Driver) -> BatchStore:
-    from ..drivers.database.driver import DatabaseDriver
-
-    if isinstance(driver, DatabaseDriver):
-        from .sql_batch_store import SQLBatchStore
-
-        return SQLBatchStore(driver)
-    if type(driver).__name__ == "RedisDriver":
-        from ..drivers.redis.driver import RedisDriver
-        from .redis_batch_store import RedisBatchStore
-
-        assert isinstance(driver, RedisDriver)
-        return RedisBatchStore(driver)
-    require_storage(driver)
-    raise ConveyorError(
-        f"connection {driver.connection!r} ({type(driver).__name__}) has no batch store yet; "
-        "chains with a catch and batches run on sqlite, postgresql, mysql and redis connections"
-    )

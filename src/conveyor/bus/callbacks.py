@@ -15,9 +15,9 @@ from typing import Any
 
 from ..errors import ConveyorError
 from ..job import Job
-from .batch_store import store_for
 from .firing import Prepared, start
-from .links import RUN_CALLBACK_JOB, START_BATCH_JOB, _not_storable, lookup
+from .links import RUN_CALLBACK_JOB, START_BATCH_JOB, lookup, not_storable
+from .stores import store_for
 
 
 class JobFailure(ConveyorError):
@@ -44,7 +44,7 @@ def runnable(target: str) -> Callable[..., Any]:
             "start the worker with --app naming the module that defines it"
         )
     fn = lookup(target)
-    if not isinstance(fn, types.FunctionType) or _not_storable(fn) is not None:
+    if not isinstance(fn, types.FunctionType) or not_storable(fn) is not None:
         raise ConveyorError(
             f"callback {target!r} is not a function that its module, as the worker loaded "
             "it, defines"

@@ -20,10 +20,10 @@ from ..drivers.base import Message
 from ..errors import ConveyorError, PayloadTooLarge
 from ..job import Job
 from ..queues import check_queue_name
-from .batch_store import require_storage, store_for
 from .firing import Prepared, start
 from .links import CallbackSpec, Link, Target, callback_spec, job_envelope, job_link, link_message
 from .links import own_connection as _own_connection
+from .stores import require_storage, store_for
 
 if TYPE_CHECKING:
     from ..app import Conveyor

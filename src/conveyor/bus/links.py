@@ -144,7 +144,7 @@ def callback_spec(callback: object, where: str, target: Target) -> CallbackSpec:
 
 def function_target(fn: object, where: str) -> str:
     """``module:qualname`` of a module-level function, or an error saying what to pass instead."""
-    why = _not_storable(fn)
+    why = not_storable(fn)
     if why is None:
         assert isinstance(fn, types.FunctionType)
         module, qualname = fn.__module__, fn.__qualname__
@@ -154,7 +154,7 @@ def function_target(fn: object, where: str) -> str:
     raise ConveyorError(f"{where}: cannot store {_describe(fn)} as a callback: {why}. {_HOW}.")
 
 
-def _not_storable(fn: object) -> str | None:
+def not_storable(fn: object) -> str | None:
     if isinstance(fn, types.MethodType):
         return "it is a bound method, tied to an object that cannot be stored"
     if not isinstance(fn, types.FunctionType):

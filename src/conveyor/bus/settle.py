@@ -16,9 +16,10 @@ from ..drivers.base import Driver, FailedRecord, Reservation
 from ..envelope import Envelope
 from ..errors import ConveyorError, PayloadError
 from ..worker.outcome import Kind, Outcome
-from .batch_store import BatchStore, Settlement, store_for
+from .batch_store import BatchStore, Settlement
 from .firing import Failure, callback_message, event_messages
 from .links import link_message
+from .stores import store_for
 
 log = logging.getLogger("conveyor.bus")
 
@@ -120,12 +121,14 @@ def _write(driver: Driver, reservation: Reservation, settlement: Settlement) -> 
     )
 
 
-def batch_cancelled(batch_id: str, connection: str) -> bool:
-    """Checked before a batch job runs: a cancelled batch's jobs skip their work."""
-    from ..app import current_app
-
+def batch_cancelled(driver: Driver, env: Envelope | None) -> bool:
+    """Asked by the control process before it hands a job over: a cancelled batch's jobs skip
+    their work. A job outside a batch (most jobs) costs one attribute test, no lookup."""
+    if env is None or env.batch_id is None or env.batch_callback:
+        return False
+    batch_id = env.batch_id
     try:
-        return store_for(current_app().driver(connection)).cancelled(batch_id)
+        return store_for(driver).cancelled(batch_id)
     except Exception:
         log.warning("cannot tell whether batch %s was cancelled; running its job", batch_id)
         return False

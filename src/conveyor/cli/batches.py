@@ -11,7 +11,7 @@ from rich.table import Table
 
 from .. import failed as failed_ops
 from ..bus.batch import Batch, find_batch
-from ..bus.batch_store import store_for
+from ..bus.stores import store_for
 from .common import NOT_FOUND, FiniteFloat, State, console, fail, guarded, pass_state
 from .text import inert
 

@@ -173,7 +173,7 @@ def work(
         prefetch=prefetch,
     )  # fmt: skip
     driver = app.driver(settings.name)
-    worker: Worker
+    worker: Worker | ConcurrentWorker
     if in_process:
         worker = Worker(driver, InlineRunner(app.executor(defaults)), app.events, defaults, options)
     elif concurrency > 1:

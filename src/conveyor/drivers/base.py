@@ -8,7 +8,7 @@ its lease (it stalled, the job was re-claimed) cannot acknowledge or fail someon
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import msgspec
@@ -123,18 +123,6 @@ class Reservation(Protocol):
         ...
 
 
-class AckAndReserve(Protocol):
-    """Optional on a reservation: acknowledge it and claim the next job in one round trip.
-
-    The hot path of a busy worker; a backend that cannot do both atomically leaves it out and
-    the worker acknowledges and reserves separately.
-    """
-
-    def ack_and_reserve(
-        self, queues: Sequence[str], lease: float
-    ) -> tuple[bool, Reservation | None]: ...
-
-
 @runtime_checkable
 class Prefetch(Protocol):
     """Optional on a driver: claim jobs ahead while one runs, without spending their attempts.
@@ -174,15 +162,6 @@ class Prefetch(Protocol):
         n: int,
         count: bool = False,
     ) -> tuple[list[bool], list[Reservation]]: ...
-
-
-class PrefetchedReservation(Reservation, Protocol):
-    """A reservation of a driver with ``Prefetch``."""
-
-    def begin(self) -> bool:
-        """Count the attempt of this prefetched job, which starts now; idempotent. False if
-        the lease was lost meanwhile."""
-        ...
 
 
 class FailedJobStore(Protocol):
@@ -225,13 +204,3 @@ class Driver(Protocol):
 
     def migrate(self) -> None: ...
     def close(self) -> None: ...
-
-
-@dataclass
-class DriverOptions:
-    """Per-connection settings a driver may honour."""
-
-    retry_after: float = 30.0
-    block_for: float | None = None
-    prefix: str = "conveyor"
-    extra: dict[str, str] = field(default_factory=dict)

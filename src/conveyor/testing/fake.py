@@ -24,7 +24,7 @@ from types import TracebackType
 from typing import Any, TypeVar, cast
 
 from ..app import Conveyor, current_app, set_app
-from ..bus.batch_store import attach_store
+from ..bus.stores import attach_store
 from ..drivers import open_driver
 from ..drivers.base import Driver, FailedRecord
 from ..job import Job

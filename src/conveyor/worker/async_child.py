@@ -26,18 +26,18 @@ from .process import (
     Gate,
     Interrupted,
     Spin,
-    _interruption,
-    _rss,
     become_child,
+    current_rss,
+    interruption,
 )
 from .signals import drain
 
 log = logging.getLogger("conveyor.worker")
 
 #: op ("run": a sync job, "task": an async one, "failed": its hook), job id, queue, connection,
-#: payload, attempts, error text (for "failed"), timeout (0: none), queued seq (``process.Gate``);
-#: a message is a list of them
-_Request = tuple[str, str, str, str, bytes, int, str, float, int]
+#: payload, attempts, batch cancelled, error text (for "failed"), timeout (0: none), queued seq
+#: (``process.Gate``); a message is a list of them
+_Request = tuple[str, str, str, str, bytes, int, bool, str, float, int]
 _encode = msgspec.msgpack.Encoder().encode
 _decode_requests = msgspec.msgpack.Decoder(list[_Request]).decode
 _decode_done = msgspec.msgpack.Decoder(list[tuple[str, Outcome]]).decode
@@ -103,13 +103,13 @@ class _Server:
                     self._close()
                     return
             request = self.pending.popleft()
-            op, job_id, queue, connection, payload, attempts, error, timeout, seq = request
+            op, (error, timeout, seq) = request[0], request[7:]
             if op == "stop":
                 self._close()
                 return
             if seq and not self.gate.enter(seq):
                 continue  # recalled while queued: the control process handed it back
-            attempt = Attempt(job_id, queue, connection, payload, attempts)
+            attempt = Attempt(*request[1:7])
             if op != "run":
                 work = self._run(attempt, timeout) if op == "task" else self._hook(attempt, error)
                 task = self.loop.create_task(work)
@@ -136,13 +136,13 @@ class _Server:
         self._reply(attempt.id, await self.executor.execute_async(attempt, timeout or None))
 
     async def _hook(self, attempt: Attempt, error: str) -> None:
-        hook_error = await self.executor.failed_hook_for_async(attempt, _interruption(error))
+        hook_error = await self.executor.failed_hook_for_async(attempt, interruption(error))
         self._reply(attempt.id, Outcome(kind=Kind.FAILED, error=hook_error))
 
     def _reply(self, job_id: str, outcome: Outcome, at_once: bool = False) -> None:
         """Queue an outcome; all that finish in one turn of the loop go back in one write."""
         if self.report_rss:  # only --memory needs it: reading /proc costs ~20 % of a no-op job
-            outcome = msgspec.structs.replace(outcome, rss=_rss())
+            outcome = msgspec.structs.replace(outcome, rss=current_rss())
         if not self.outbox and not at_once:
             self.loop.call_soon(self._flush)
         self.outbox.append((job_id, outcome))
@@ -163,7 +163,7 @@ class ConcurrentRunner(ForkedChild):
     """The control process's side: hand attempts over, collect outcomes as they finish."""
 
     _main = staticmethod(_child_main)
-    _stop_request = _encode([("stop", "", "", "", b"", 0, "", 0.0, 0)])
+    _stop_request = _encode([("stop", "", "", "", b"", 0, False, "", 0.0, 0)])
     _encode = staticmethod(_encode)
 
     def start(self, attempt: Attempt, timeout: float | None, concurrent: bool) -> None:
@@ -240,5 +240,5 @@ def _request(
 ) -> _Request:
     return (
         op, attempt.id, attempt.queue, attempt.connection, attempt.payload, attempt.attempts,
-        error, timeout, seq,
+        attempt.batch_cancelled, error, timeout, seq,
     )  # fmt: skip

@@ -1,11 +1,11 @@
 """The worker loop with ``--concurrency N``: up to N ``async def handle`` jobs at once.
 
-The same steps as ``loop.Worker`` — reserve, hand to the executor, settle — with a window of
-jobs in flight instead of one. A job is handed to the executor only when it can start at once,
-with one exception: while a sync job runs, the next is prefetched uncounted and queued behind it
-(see ``loop``), recalled if the sync job runs long or the worker stops. A sync job claimed
-beside async ones starts at once and blocks them until it returns. Sync jobs therefore still
-run one at a time, as in Laravel.
+The same steps as ``loop.Worker`` (both are a ``loop.WorkerLoop``) — reserve, hand to the
+executor, settle — with a window of jobs in flight instead of one. A job is handed to the
+executor only when it can start at once, with one exception: while a sync job runs, the next is
+prefetched uncounted and queued behind it (see ``loop``), recalled if the sync job runs long or
+the worker stops. A sync job claimed beside async ones starts at once and blocks them until it
+returns. Sync jobs therefore still run one at a time, as in Laravel.
 
 Every job has a hard deadline: its timeout, plus a grace period for async jobs, which the child
 cancels on time itself. When one overruns, the child is killed; that job times out and every
@@ -25,7 +25,15 @@ from ..errors import JobTimedOut, WorkerLost
 from ..events import EventBus, WorkerStopping
 from .async_child import ConcurrentRunner
 from .executor import WorkerDefaults
-from .loop import Worker, WorkerOptions, _flush_logs, _handed_back, _Running, envelope_of
+from .loop import (
+    Running,
+    WorkerLoop,
+    WorkerOptions,
+    envelope_of,
+    flush_logs,
+    handed_back,
+    may_queue,
+)
 from .outcome import Outcome
 from .process import Interrupted
 
@@ -40,13 +48,13 @@ _POLL_MIN, _POLL_MAX = 0.002, 0.1
 
 @dataclass(frozen=True)
 class _Flight:
-    running: _Running
+    running: Running
     deadline: float
     #: an ``async def handle`` job, running as a task beside others
     concurrent: bool
 
 
-class ConcurrentWorker(Worker):
+class ConcurrentWorker(WorkerLoop[ConcurrentRunner]):
     def __init__(
         self,
         driver: Driver,
@@ -56,9 +64,7 @@ class ConcurrentWorker(Worker):
         options: WorkerOptions,
         concurrency: int,
     ) -> None:
-        # the base class only stops the runner and asks it for failed() hooks, which it has
-        super().__init__(driver, runner, events, defaults, options)  # type: ignore[arg-type]
-        self.pool = runner
+        super().__init__(driver, runner, events, defaults, options)
         self.concurrency = concurrency
         self._flights: dict[str, _Flight] = {}
         #: envelope and timeout of each job queued in the child, decoded once for both its
@@ -77,7 +83,7 @@ class ConcurrentWorker(Worker):
             while True:
                 reason = self._stop_reason() or ""
                 if self._has_room():
-                    _flush_logs()
+                    flush_logs()
                     if self._held:
                         self._start_held()
                         continue
@@ -97,7 +103,7 @@ class ConcurrentWorker(Worker):
                     if self.options.once and self.started:
                         reason = "--once"
                         break
-                    self.pool.stop()  # bloated (--memory): replaced at the next claim
+                    self.runner.stop()  # bloated (--memory): replaced at the next claim
                     continue
                 collected = self._collect()
                 for i, (flight, outcome) in enumerate(collected):
@@ -105,7 +111,7 @@ class ConcurrentWorker(Worker):
                     self._log(flight.running, outcome)
         finally:
             self.signals.uninstall()
-            self.pool.stop()
+            self.runner.stop()
             self._hand_back_held()
             self._quietly(self._flush_deferred)  # a forced stop must not end in a traceback
             self._quietly(lambda: self.driver.forget_worker(self.id))
@@ -120,7 +126,7 @@ class ConcurrentWorker(Worker):
             return False
         if not all(f.concurrent for f in self._flights.values()):
             return False
-        if self._stop_reason() or self.pool.bloated:
+        if self._stop_reason() or self.runner.bloated:
             return False
         return not (self.options.once and self.started >= 1)
 
@@ -136,7 +142,7 @@ class ConcurrentWorker(Worker):
         room = self._has_room()
         # a queued job started if the sync job it was queued behind just ended; one held here
         # starts when there is room, or goes back when the worker stops
-        start_held = not flight.concurrent if self.pool.queued else room
+        start_held = not flight.concurrent if self.runner.queued else room
         if not self._held or not start_held:
             # held jobs start first, in order: the child may be running them already (an async
             # job's outcome can be read before that of the sync job it was queued behind)
@@ -169,16 +175,15 @@ class ConcurrentWorker(Worker):
 
     def _queue(self, reservation: Reservation, behind: int) -> None:
         """Queue a prefetched job behind the running sync job; with none running, the
-        executor would start it at once, so it waits here instead."""
-        if any(not f.concurrent for f in self._flights.values()):
+        executor would start it at once, so it waits here instead (as a batch's job does, see
+        ``loop.may_queue``)."""
+        sync_running = any(not f.concurrent for f in self._flights.values())
+        if sync_running and may_queue(reservation.payload):
             env = envelope_of(reservation, self.defaults.max_payload)
             concurrent = env is not None and env.async_handle
             timeout = self._timeout_of(env)
             self._decoded[reservation.id] = (env, timeout)
-            self.pool.queue(self._attempt(reservation), timeout, concurrent, behind)
-
-    def _send_queued(self) -> None:
-        self.pool.send_queued()
+            self.runner.queue(self._attempt(reservation), timeout, concurrent, behind)
 
     def _hand_back_held(self) -> None:
         super()._hand_back_held()
@@ -194,7 +199,7 @@ class ConcurrentWorker(Worker):
         grace = ASYNC_GRACE if concurrent else 0.0
         deadline = time.monotonic() + timeout + grace if timeout else math.inf
         self._flights[reservation.id] = _Flight(running, deadline, concurrent)
-        self.pool.start(running.attempt, timeout, concurrent)
+        self.runner.start(running.attempt, timeout, concurrent)
         if not concurrent:
             self._held_since = time.monotonic()  # the queued jobs now wait behind this one
             if prefetch:
@@ -212,7 +217,7 @@ class ConcurrentWorker(Worker):
         if self._held:
             wait = min(wait, self._held_since + self.options.prefetch_hold - now)
         try:
-            done = self.pool.collect(max(wait, 0.0), wakeup=self.signals.wakeup_fd)
+            done = self.runner.collect(max(wait, 0.0), wakeup=self.signals.wakeup_fd)
         except Interrupted as lost:
             return self._all_lost(lost)
         settled = [(self._flights.pop(job_id), o) for job_id, o in done if job_id in self._flights]
@@ -225,11 +230,11 @@ class ConcurrentWorker(Worker):
             if self._held_too_long(now):
                 self._hand_back_held()
         if self.signals.aborting and self._flights:
-            self.pool.kill()
+            self.runner.kill()
             return settled + self._all_lost(Interrupted(WorkerLost("the worker was stopped")))
         overdue = [f for f in self._flights.values() if now >= f.deadline]
         if overdue:
-            self.pool.kill()
+            self.runner.kill()
             settled += self._overdue(overdue)
         return settled
 
@@ -244,7 +249,7 @@ class ConcurrentWorker(Worker):
         for flight in bystanders:  # killed with the overdue job through no fault of their own
             env = flight.running.envelope
             outcome = (
-                _handed_back(env, "another job's timeout stopped the executor; released")
+                handed_back(env, "another job's timeout stopped the executor; released")
                 if env is not None
                 else self._interrupted(flight.running.attempt, Interrupted(WorkerLost("killed")))
             )
@@ -272,4 +277,4 @@ class ConcurrentWorker(Worker):
             for held in self._held:
                 self._renew(held)
         self._beat(now)
-        _flush_logs()
+        flush_logs()

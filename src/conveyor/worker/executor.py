@@ -83,6 +83,10 @@ class Attempt:
     connection: str
     payload: bytes
     attempts: int
+    #: the job's batch was cancelled: it skips its work and counts as done (Laravel's
+    #: ``SkipIfBatchCancelled``, applied to every batch job). The control process asks the batch
+    #: store before handing the job over, so that the executor never opens a connection
+    batch_cancelled: bool = False
 
 
 def policy_for(env: Envelope, defaults: WorkerDefaults) -> retry.Policy:
@@ -190,7 +194,7 @@ class Executor:
         ctx = JobContext(attempt.id, attempts, attempt.queue, attempt.connection)
         ctx.batch_id = env.batch_id
         job._context = ctx
-        if _skipped_by_batch(env, attempt.connection):
+        if attempt.batch_cancelled:
             return Outcome(Kind.COMPLETED, reason="skipped: its batch was cancelled")
         meta = (attempt.connection, attempt.queue, attempt.id, env.job, attempts)
         begun = _Begun(job, env, policy, ctx, meta, started)
@@ -328,16 +332,6 @@ class Executor:
         attempts = env.attempts(attempt.attempts)
         job._context = JobContext(attempt.id, attempts, attempt.queue, attempt.connection)
         return job
-
-
-def _skipped_by_batch(env: Envelope, connection: str) -> bool:
-    """A job of a cancelled batch skips its work and counts as done (Laravel's
-    ``SkipIfBatchCancelled``, applied to every batch job)."""
-    if env.batch_id is None or env.batch_callback:
-        return False
-    from ..bus.settle import batch_cancelled
-
-    return batch_cancelled(env.batch_id, connection)
 
 
 def _loop_running() -> bool:

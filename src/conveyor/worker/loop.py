@@ -26,11 +26,11 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar, cast
+from typing import Generic, TypeVar, cast
 
 from .. import envelope as envelope_mod
 from .. import retry
-from ..bus.settle import bus_settlement
+from ..bus.settle import batch_cancelled, bus_settlement
 from ..drivers.base import (
     Driver,
     FailedRecord,
@@ -44,11 +44,13 @@ from ..events import EventBus, JobFailed, JobTimedOut, WorkerLooping, WorkerStop
 from ..text import describe, loggable
 from .executor import Attempt, WorkerDefaults, payload_error, policy_for, timeout_for
 from .outcome import Kind, Outcome
-from .process import ChildRunner, InlineRunner, Interrupted
+from .process import InlineRunner, Interrupted
+from .runner import Runner, SerialRunner
 from .signals import StopSignals, drain
 
 log = logging.getLogger("conveyor.worker")
 T = TypeVar("T")
+R = TypeVar("R", bound=Runner)
 
 #: how long a prefetched job waits for the running one to end before it goes back to the queue
 #: for other workers: prefetching pays off for short jobs only, and must not keep a job waiting
@@ -57,7 +59,7 @@ PREFETCH_HOLD = 0.05
 
 
 @dataclass(frozen=True)
-class _Running:
+class Running:
     reservation: Reservation
     attempt: Attempt
     started: float
@@ -82,11 +84,14 @@ class WorkerOptions:
     prefetch: int | None = None
 
 
-class Worker:
+class WorkerLoop(Generic[R]):
+    """What the loops share: claims, prefetches, settlements, leases and heartbeats; the
+    subclass hands jobs to its runner ``R`` and waits for them."""
+
     def __init__(
         self,
         driver: Driver,
-        runner: ChildRunner | InlineRunner,
+        runner: R,
         events: EventBus,
         defaults: WorkerDefaults,
         options: WorkerOptions,
@@ -126,44 +131,6 @@ class Worker:
             self._prefetches = self._depth > 0
             self._keep_acks = cast(Prefetch, driver).keep_acks
 
-    def run(self) -> int:
-        self.signals.install()
-        self._restart_mark = self._quietly(self.driver.restart_requested_at)
-        reason = "stopped"
-        try:
-            running: _Running | None = None
-            while True:
-                if running is None:
-                    reason = self._stop_reason() or ""
-                    if reason:
-                        break
-                    if self.events.has_listeners():
-                        self.events.emit(WorkerLooping(self.driver.connection, self.options.queues))
-                    _flush_logs()  # about to wait: nothing should sit in a buffer meanwhile
-                    reservation = self._reserve()
-                    if reservation is None:
-                        if self.options.stop_when_empty:
-                            reason = "queue empty"
-                            break
-                        continue
-                    running = self._start(reservation)
-                    self._prefetch()
-                finished, outcome = running, self._finish(running)
-                running = self._settle_and_start_next(finished, outcome)
-                self._log(finished, outcome)
-                if self.options.once:
-                    reason = "--once"
-                    break
-        finally:
-            self.signals.uninstall()
-            self.runner.stop()
-            self._hand_back_held()
-            self._quietly(self._flush_deferred)  # a forced stop must not end in a traceback
-            self._quietly(lambda: self.driver.forget_worker(self.id))
-            self.events.emit(WorkerStopping(self.driver.connection, 0, reason))
-            log.info("worker %s stopping: %s (%d jobs)", self.id, reason, self.processed)
-        return 0
-
     def _stop_reason(self) -> str | None:
         """Why the worker should stop; once found, the reason sticks until the worker exits."""
         if self._stop_because is None:
@@ -198,54 +165,25 @@ class Worker:
         except ConnectionUnavailable:
             return None  # told to stop while the server is away: nothing was claimed
 
-    def _start(self, reservation: Reservation) -> _Running:
-        running = self._running(reservation)
-        self.runner.start(running.attempt)
-        self._held_since = time.monotonic()  # the queued jobs now wait behind this one
-        return running
-
-    def _attempt(self, reservation: Reservation) -> Attempt:
+    def _attempt(self, reservation: Reservation, batch_cancelled: bool = False) -> Attempt:
         payload = reservation.payload
         limit = self.defaults.max_payload
         if len(payload) > limit:  # the executor fails it unread: it need not get it all
             payload = payload[: limit + 1]
         return Attempt(
             reservation.id, reservation.queue, self.driver.connection,
-            payload, reservation.attempts,
+            payload, reservation.attempts, batch_cancelled,
         )  # fmt: skip
 
-    def _running(self, reservation: Reservation, env: Envelope | None = None) -> _Running:
+    def _running(self, reservation: Reservation, env: Envelope | None = None) -> Running:
         """Count a claimed job as started and decode what the control process needs of it
         (unless already decoded: ``env``)."""
-        attempt = self._attempt(reservation)
         self.started += 1
         self._current = reservation.id
         if env is None:
             env = envelope_of(reservation, self.defaults.max_payload)
-        return _Running(reservation, attempt, time.perf_counter(), env)
-
-    def _settle_and_start_next(self, finished: _Running, outcome: Outcome) -> _Running | None:
-        """Settle the finished job and start the next before logging, so the executor works
-        while this process logs. A prefetched job starts first, so the executor runs it while
-        this process settles the last one and tops up the prefetched ones."""
-        want_next = not (self.options.once or self._stop_reason())
-        self._short = time.perf_counter() - finished.started < self.options.prefetch_hold
-        self._ended(finished.reservation, outcome)
-        if not want_next:
-            self._hand_back_held()
-        if not self._held:
-            n = 1 + self._wanted(starting=1) if want_next else 0
-            claimed = self._advance(finished.reservation, outcome, n, count=True)
-            if not claimed:
-                return None
-            running = self._start(claimed[0])
-            self._hold(claimed[1:])
-            self._prefetch()
-            return running
-        running = self._start(self._begin(self._held.popleft()))
-        if not self._defer(finished.reservation, outcome):
-            self._hold(self._advance(finished.reservation, outcome, self._wanted()))
-        return running
+        attempt = self._attempt(reservation, batch_cancelled(self.driver, env))
+        return Running(reservation, attempt, time.perf_counter(), env)
 
     def _ended(self, reservation: Reservation, outcome: Outcome) -> None:
         """A job ended before the round trip that was to count its start: a job simply
@@ -326,7 +264,8 @@ class Worker:
         self._send_queued()
 
     def _queue(self, reservation: Reservation, behind: int) -> None:
-        self.runner.queue(self._attempt(reservation), behind)
+        """Queue a prefetched job in the runner behind the running one; each loop knows how."""
+        raise NotImplementedError
 
     def _send_queued(self) -> None:
         self.runner.send_queued()
@@ -425,18 +364,7 @@ class Worker:
         self._settle(reservation, outcome, bus_write)
         return claimed
 
-    def _finish(self, running: _Running) -> Outcome:
-        reservation, attempt = running.reservation, running.attempt
-        every = min(1.0, self._renew_every(), self.options.prefetch_hold if self._held else 1.0)
-        try:
-            return self.runner.wait(
-                self._timeout_of(running.envelope), self._ticker(reservation),
-                tick_every=every, wakeup=self.signals.wakeup_fd,
-            )  # fmt: skip
-        except Interrupted as stop:
-            return self._interrupted(attempt, stop)
-
-    def _log(self, running: _Running, outcome: Outcome) -> None:
+    def _log(self, running: Running, outcome: Outcome) -> None:
         self.processed += 1
         if self._current == running.reservation.id:
             self._current = None
@@ -456,35 +384,6 @@ class Worker:
         """Renew three times per lease, so one slow renewal never lets the lease run out."""
         return max(self.options.lease / 3, 0.05)
 
-    def _ticker(self, reservation: Reservation) -> Callable[[], bool]:
-        renew_every = self._renew_every()
-        next_renew = time.monotonic() + renew_every
-        told = False
-
-        def tick() -> bool:
-            nonlocal next_renew, told
-            now = time.monotonic()
-            if self.signals.stopping and not told:
-                told = True
-                log.info(
-                    "received %s: finishing job %s, then stopping (again: release it, stop now)",
-                    self.signals.received, reservation.id,
-                )  # fmt: skip
-                self._hand_back_held()
-            if now >= next_renew:
-                next_renew = now + renew_every
-                self._renew(reservation)
-                for held in self._held:
-                    self._renew(held)
-            self._flush_deferred(persist=False)  # the job runs long: what was kept goes now
-            if self._held_too_long(now):
-                self._hand_back_held()
-            self._beat(now)
-            _flush_logs()
-            return not self.signals.aborting
-
-        return tick
-
     def _renew(self, reservation: Reservation) -> None:
         if self._quietly(lambda: reservation.extend(self.options.lease)) is False:
             log.warning("lost the lease on job %s: another worker may run it", reservation.id)
@@ -497,7 +396,7 @@ class Worker:
         except PayloadError as exc:
             return payload_error(exc)
         if self.signals.aborting:
-            return _handed_back(env, "worker stopped; released")
+            return handed_back(env, "worker stopped; released")
         attempts = env.attempts(attempt.attempts)
         meta = (attempt.connection, attempt.queue, attempt.id, env.job, attempts)
         policy = policy_for(env, self.defaults)
@@ -582,6 +481,122 @@ class Worker:
             return None
 
 
+class Worker(WorkerLoop[SerialRunner]):
+    """One job at a time (``--concurrency 1``, ``--in-process``)."""
+
+    def run(self) -> int:
+        self.signals.install()
+        self._restart_mark = self._quietly(self.driver.restart_requested_at)
+        reason = "stopped"
+        try:
+            running: Running | None = None
+            while True:
+                if running is None:
+                    reason = self._stop_reason() or ""
+                    if reason:
+                        break
+                    if self.events.has_listeners():
+                        self.events.emit(WorkerLooping(self.driver.connection, self.options.queues))
+                    flush_logs()  # about to wait: nothing should sit in a buffer meanwhile
+                    reservation = self._reserve()
+                    if reservation is None:
+                        if self.options.stop_when_empty:
+                            reason = "queue empty"
+                            break
+                        continue
+                    running = self._start(reservation)
+                    self._prefetch()
+                finished, outcome = running, self._finish(running)
+                running = self._settle_and_start_next(finished, outcome)
+                self._log(finished, outcome)
+                if self.options.once:
+                    reason = "--once"
+                    break
+        finally:
+            self.signals.uninstall()
+            self.runner.stop()
+            self._hand_back_held()
+            self._quietly(self._flush_deferred)  # a forced stop must not end in a traceback
+            self._quietly(lambda: self.driver.forget_worker(self.id))
+            self.events.emit(WorkerStopping(self.driver.connection, 0, reason))
+            log.info("worker %s stopping: %s (%d jobs)", self.id, reason, self.processed)
+        return 0
+
+    def _settle_and_start_next(self, finished: Running, outcome: Outcome) -> Running | None:
+        """Settle the finished job and start the next before logging, so the executor works
+        while this process logs. A prefetched job starts first, so the executor runs it while
+        this process settles the last one and tops up the prefetched ones."""
+        want_next = not (self.options.once or self._stop_reason())
+        self._short = time.perf_counter() - finished.started < self.options.prefetch_hold
+        self._ended(finished.reservation, outcome)
+        if not want_next:
+            self._hand_back_held()
+        if not self._held:
+            n = 1 + self._wanted(starting=1) if want_next else 0
+            claimed = self._advance(finished.reservation, outcome, n, count=True)
+            if not claimed:
+                return None
+            running = self._start(claimed[0])
+            self._hold(claimed[1:])
+            self._prefetch()
+            return running
+        running = self._start(self._begin(self._held.popleft()))
+        if not self._defer(finished.reservation, outcome):
+            self._hold(self._advance(finished.reservation, outcome, self._wanted()))
+        return running
+
+    def _start(self, reservation: Reservation) -> Running:
+        running = self._running(reservation)
+        self.runner.start(running.attempt)
+        self._held_since = time.monotonic()  # the queued jobs now wait behind this one
+        return running
+
+    def _queue(self, reservation: Reservation, behind: int) -> None:
+        if not may_queue(reservation.payload):
+            return
+        self.runner.queue(self._attempt(reservation), behind)
+
+    def _finish(self, running: Running) -> Outcome:
+        reservation, attempt = running.reservation, running.attempt
+        every = min(1.0, self._renew_every(), self.options.prefetch_hold if self._held else 1.0)
+        try:
+            return self.runner.wait(
+                self._timeout_of(running.envelope), self._ticker(reservation),
+                tick_every=every, wakeup=self.signals.wakeup_fd,
+            )  # fmt: skip
+        except Interrupted as stop:
+            return self._interrupted(attempt, stop)
+
+    def _ticker(self, reservation: Reservation) -> Callable[[], bool]:
+        renew_every = self._renew_every()
+        next_renew = time.monotonic() + renew_every
+        told = False
+
+        def tick() -> bool:
+            nonlocal next_renew, told
+            now = time.monotonic()
+            if self.signals.stopping and not told:
+                told = True
+                log.info(
+                    "received %s: finishing job %s, then stopping (again: release it, stop now)",
+                    self.signals.received, reservation.id,
+                )  # fmt: skip
+                self._hand_back_held()
+            if now >= next_renew:
+                next_renew = now + renew_every
+                self._renew(reservation)
+                for held in self._held:
+                    self._renew(held)
+            self._flush_deferred(persist=False)  # the job runs long: what was kept goes now
+            if self._held_too_long(now):
+                self._hand_back_held()
+            self._beat(now)
+            flush_logs()
+            return not self.signals.aborting
+
+        return tick
+
+
 def envelope_of(reservation: Reservation, max_size: int) -> Envelope | None:
     """The decoded envelope, or None when the payload is malformed (the executor reports it)."""
     try:
@@ -590,13 +605,21 @@ def envelope_of(reservation: Reservation, max_size: int) -> Envelope | None:
         return None
 
 
-def _handed_back(env: Envelope, reason: str) -> Outcome:
+def may_queue(payload: bytes) -> bool:
+    """Whether a prefetched job may wait queued in the executor: not a batch's job, whose
+    batch may be cancelled until it starts, and which the control process asks about then
+    (``bus.settle.batch_cancelled``). One substring test; a plain job that only mentions
+    ``"batch_id"`` in its arguments is handed over when it starts, as it would be unqueued."""
+    return b'"batch_id"' not in payload
+
+
+def handed_back(env: Envelope, reason: str) -> Outcome:
     """Release a claim that was not the job's fault, so it does not count against tries."""
     returned = envelope_mod.encode(env.with_claim_returned())
     return Outcome(Kind.RELEASED, payload=returned, reason=reason)
 
 
-def _flush_logs() -> None:
+def flush_logs() -> None:
     """Push out log lines held by a buffering handler (see ``cli.common.setup_logging``)."""
     for handler in logging.getLogger().handlers:
         handler.flush()

@@ -47,8 +47,11 @@ log = logging.getLogger("conveyor.worker")
 
 _request = msgspec.msgpack.Encoder()
 #: a message to the child is a list of requests, several when jobs are queued together: op,
-#: job id, queue, connection, payload, attempts, error text (for "failed"), queued seq
-_decode_request = msgspec.msgpack.Decoder(list[tuple[str, str, str, str, bytes, int, str, int]])
+#: job id, queue, connection, payload, attempts, batch cancelled, error text (for "failed"),
+#: queued seq
+_decode_request = msgspec.msgpack.Decoder(
+    list[tuple[str, str, str, str, bytes, int, bool, str, int]]
+)
 
 
 class Interrupted(Exception):
@@ -94,7 +97,7 @@ class Spin:
             pass
 
 
-def _rss() -> int:
+def current_rss() -> int:
     """Current resident memory, read after every job: /proc is ~100x cheaper than psutil."""
     try:
         with open("/proc/self/statm", "rb") as fh:
@@ -105,10 +108,10 @@ def _rss() -> int:
 
 def _fields(
     op: str, attempt: Attempt, error: str = "", seq: int = 0
-) -> tuple[str, str, str, str, bytes, int, str, int]:
+) -> tuple[str, str, str, str, bytes, int, bool, str, int]:
     return (
         op, attempt.id, attempt.queue, attempt.connection, attempt.payload, attempt.attempts,
-        error, seq,
+        attempt.batch_cancelled, error, seq,
     )  # fmt: skip
 
 
@@ -145,7 +148,7 @@ class Gate:
             return int(self._marks[0])
 
 
-def _interruption(text: str) -> BaseException:
+def interruption(text: str) -> BaseException:
     """Rebuild, in the child, the error that ended an attempt (sent as ``"Type: message"``), so
     ``failed(exc)`` can tell a timeout from a lost process by its type."""
     kind, _, message = text.partition(": ")
@@ -204,23 +207,22 @@ def _child_main(
             requests = _decode_request.decode(conn.recv_bytes())
         except (EOFError, OSError):
             return
-        for i, (op, job_id, queue, connection, payload, attempts, error, seq) in enumerate(
-            requests, 1
-        ):
+        for i, request in enumerate(requests, 1):
+            op, job_id, queue, connection, payload, attempts, cancelled, error, seq = request
             if op == "stop":
                 return
             if seq and not gate.enter(seq):
                 continue  # recalled while queued: the control process handed it back
-            attempt = Attempt(job_id, queue, connection, payload, attempts)
+            attempt = Attempt(job_id, queue, connection, payload, attempts, cancelled)
             if op == "run":
                 outcome = executor.execute(attempt)
                 if report_rss:  # only --memory needs it: reading /proc costs ~20 % of a job
-                    outcome = msgspec.structs.replace(outcome, rss=_rss())
+                    outcome = msgspec.structs.replace(outcome, rss=current_rss())
                 conn.send_bytes(pack(outcome))
                 if i == len(requests):  # else the next is already here
                     spin_for_next()
             else:
-                hook_error = executor.failed_hook_for(attempt, _interruption(error))
+                hook_error = executor.failed_hook_for(attempt, interruption(error))
                 conn.send_bytes(pack(Outcome(kind=Kind.FAILED, error=hook_error)))
 
 
@@ -395,7 +397,7 @@ class ChildRunner(ForkedChild):
     """One job at a time in the child: the plain executor of ``--concurrency 1``."""
 
     _main = staticmethod(_child_main)
-    _stop_request = _request.encode([("stop", "", "", "", b"", 0, "", 0)])
+    _stop_request = _request.encode([("stop", "", "", "", b"", 0, False, "", 0)])
     _encode = staticmethod(_request.encode)
 
     def __init__(
@@ -406,22 +408,6 @@ class ChildRunner(ForkedChild):
     ) -> None:
         super().__init__(make_executor, memory_limit_mb, spin)
         self._started = 0.0
-
-    def run(
-        self,
-        attempt: Attempt,
-        timeout: float | None,
-        tick: Callable[[], bool],
-        tick_every: float = 1.0,
-        wakeup: int | None = None,
-    ) -> Outcome:
-        """Run one attempt; ``tick()`` is called while waiting and returns False to abandon it.
-
-        ``tick()`` runs every ``tick_every`` seconds, and at once when ``wakeup`` (a signal's
-        wakeup pipe) becomes readable.
-        """
-        self.start(attempt)
-        return self.wait(timeout, tick, tick_every, wakeup)
 
     def start(self, attempt: Attempt) -> None:
         """Hand the attempt to the child and return at once; ``wait()`` collects the outcome.
@@ -511,16 +497,6 @@ class InlineRunner:
         self.child_pid: int | None = None
         self.children_started = 0
         self._attempt: Attempt | None = None
-
-    def run(
-        self,
-        attempt: Attempt,
-        timeout: float | None,
-        tick: Callable[[], bool],
-        tick_every: float = 1.0,
-        wakeup: int | None = None,
-    ) -> Outcome:
-        return self.executor.execute(attempt)
 
     def start(self, attempt: Attempt) -> None:
         self._attempt = attempt

@@ -38,13 +38,6 @@ class DBConnection(Protocol):
     def close(self) -> None: ...
 
 
-class Claimed(Protocol):
-    id: str
-    queue: str
-    payload: bytes
-    attempts: int
-
-
 class Dialect(Protocol):
     name: str
     #: seconds between cheap checks while idle when the server cannot push a wake-up
