@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import types
+import typing
 import weakref
 from typing import Any
 
@@ -23,28 +25,79 @@ MAX_DEPTH = 100
 _TOO_DEEP = f"nested deeper than {MAX_DEPTH} levels; pass an id or a path to the data instead"
 
 #: values that are their own JSON form: no conversion, no check (exact types, not subclasses)
-_PLAIN = frozenset({str, int, bool, type(None)})
-_field_names: weakref.WeakKeyDictionary[type, tuple[str, ...]] = weakref.WeakKeyDictionary()
+_PLAIN: frozenset[type] = frozenset({str, int, bool, type(None), float})
+_SCALARS: dict[Any, frozenset[type]] = {
+    int: frozenset({int}), str: frozenset({str}), bool: frozenset({bool}),
+    float: frozenset({float, int}), type(None): frozenset({type(None)}),
+}  # fmt: skip
 
 
-def field_names(cls: type[Job]) -> tuple[str, ...]:
-    """A job class's field names, looked up once per class rather than once per dispatch."""
-    found = _field_names.get(cls)
+#: a field: its name, its annotation (``Any``: no check) and the types whose values need no
+#: conversion and no check, since they already fit it (plain tuples: the fastest to unpack)
+_Field = tuple[str, Any, frozenset[type]]
+_fields: weakref.WeakKeyDictionary[type, tuple[_Field, ...]] = weakref.WeakKeyDictionary()
+
+
+def _fitting(annotation: Any) -> frozenset[type]:
+    """The plain types whose values fit ``annotation`` as they are: ``int`` for ``int``,
+    ``str`` and ``None`` for ``str | None``; none for a list, a date or a dataclass."""
+    if annotation is Any:
+        return _PLAIN
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        fits: frozenset[type] = frozenset()
+        for arg in typing.get_args(annotation):
+            fits |= _fitting(arg)
+        return fits
+    return _SCALARS.get(annotation, frozenset())
+
+
+def fields_of(cls: type[Job]) -> tuple[_Field, ...]:
+    """A job class's fields and what each takes, looked up once per class rather than once
+    per dispatch. A class whose annotations cannot be resolved here is checked in the worker
+    only, as before."""
+    found = _fields.get(cls)
     if found is None:
-        found = _field_names[cls] = tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+        try:
+            hints = typing.get_type_hints(cls)
+        except Exception:
+            hints = {}
+        found = _fields[cls] = tuple(
+            (f.name, hints.get(f.name, Any), _fitting(hints.get(f.name, Any)))
+            for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+        )
     return found
 
 
+def field_names(cls: type[Job]) -> tuple[str, ...]:
+    return tuple(name for name, _, _ in fields_of(cls))
+
+
 def encode_fields(job: Job) -> dict[str, Any]:
+    """The job's fields as JSON values, each checked against its annotation as the worker will
+    convert it, so that ``user_id="abc"`` for an ``int`` fails here and not in the worker.
+    A plain value of a type its field takes (nearly every field, nearly always) costs one set
+    lookup; any other is converted and checked."""
     out: dict[str, Any] = {}
-    for name in field_names(type(job)):
+    for name, annotation, fits in fields_of(type(job)):
         value = getattr(job, name)
         kind = type(value)
-        if kind in _PLAIN or (kind is float and math.isfinite(value)):
+        if kind in fits and (kind is not float or math.isfinite(value)):
             out[name] = value
         else:
-            out[name] = _encode_field(job, name, value)
+            out[name] = _checked_field(job, name, annotation, _encode_field(job, name, value))
     return out
+
+
+def _checked_field(job: Job, name: str, annotation: Any, value: Any) -> Any:
+    if annotation is Any:
+        return value
+    try:
+        msgspec.convert(value, annotation, strict=False)
+    except (msgspec.ValidationError, TypeError) as exc:
+        raise SerializationError(
+            type(job).job_name, name, f"{value!r} does not fit its type: {exc}"
+        ) from None
+    return value
 
 
 def _encode_field(job: Job, name: str, value: Any) -> Any:

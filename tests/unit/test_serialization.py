@@ -217,3 +217,32 @@ def test_nan_and_infinity_are_refused_at_dispatch_naming_the_field() -> None:
         encode_fields(Measure(value=math.nan, series=[]))
     with pytest.raises(SerializationError, match=r"Measure\.series: inf"):
         encode_fields(Measure(value=1.0, series=[1.0, math.inf]))
+
+
+class _Typed(Job):
+    user_id: int
+    name: str | None = None
+    ratio: float = 1.0
+    tags: list[int] | None = None
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"user_id": "abc"}, "user_id"),
+        ({"user_id": 1, "name": 5}, "name"),
+        ({"user_id": 1, "ratio": "fast"}, "ratio"),
+        ({"user_id": 1, "tags": ["x"]}, "tags"),
+    ],
+)
+def test_a_value_that_does_not_fit_its_field_fails_at_dispatch(
+    fields: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(SerializationError) as info:
+        encode_fields(_Typed(**fields))
+    assert info.value.field == field and "does not fit its type" in str(info.value)
+
+
+def test_values_that_fit_their_fields_encode_as_they_are() -> None:
+    job = _Typed(user_id=1, name=None, ratio=2, tags=[1, 2])
+    assert encode_fields(job) == {"user_id": 1, "name": None, "ratio": 2, "tags": [1, 2]}

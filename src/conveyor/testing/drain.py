@@ -13,8 +13,10 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from ..bus.settle import bus_settlement
+from .. import envelope as envelope_mod
+from ..bus.settle import batch_cancelled, bus_settlement
 from ..drivers.base import FailedRecord
+from ..errors import PayloadError
 from ..worker.executor import Attempt, Executor
 from ..worker.outcome import Kind
 from .describe import short_name
@@ -63,7 +65,11 @@ def drain(
 
 def _run(item: Recorded, connection: FakeConnection, executor: Executor) -> JobRun:
     item.attempts += 1
-    attempt = Attempt(item.id, item.queue, item.connection, item.payload, item.attempts)
+    try:
+        cancelled = batch_cancelled(connection, envelope_mod.decode(item.payload))
+    except PayloadError:
+        cancelled = False  # the executor fails it with the reason
+    attempt = Attempt(item.id, item.queue, item.connection, item.payload, item.attempts, cancelled)
     outcome = executor.execute(attempt)
     exception = executor.last_exception if outcome.kind is not Kind.COMPLETED else None
     claim = Claim(connection, item)
