@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from conveyor import Conveyor, Job
+from conveyor import Conveyor, Job, JobFailed
 from conveyor.envelope import MAX_DEPTH, MAX_FORGIVEN_RETURNS, Envelope, decode, encode
 from conveyor.errors import ConveyorError, PayloadError, SerializationError
 from conveyor.serialization import MAX_DEPTH as MAX_ARGS_DEPTH
@@ -186,3 +186,29 @@ def test_an_exception_with_every_hostile_text_fails_the_job_with_it(app: Conveyo
     assert outcome.kind is Kind.FAILED
     assert "nul \\x00 surrogate \\udcff" in outcome.error and len(outcome.error) <= MAX_ERROR_CHARS
     unpack(pack(outcome))
+
+
+class Counted(Job):
+    n: int
+
+    def handle(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("payload", "name"),
+    [
+        (b"{not json", "<malformed>"),
+        (_payload(job="nowhere:Missing"), "nowhere:Missing"),
+        (_payload(job=Counted.job_name, args={"n": "many"}), Counted.job_name),
+    ],
+)
+def test_a_payload_that_cannot_become_a_job_fires_job_failed(
+    app: Conveyor, payload: bytes, name: str
+) -> None:
+    failed: list[JobFailed] = []
+    app.events.listen(JobFailed, failed.append)
+    outcome = app.executor().execute(Attempt("p1", "default", "database", payload, 1))
+    assert outcome.kind is Kind.FAILED
+    assert [(e.job_id, e.job_name) for e in failed] == [("p1", name)]
+    assert isinstance(failed[0].exception, PayloadError)

@@ -183,11 +183,16 @@ class Executor:
         """Decode and check policy; an ``Outcome`` when the attempt ends before user code runs."""
         started = time.perf_counter()
         self.last_exception = None
+        name = "<malformed>"
         try:
             env = envelope_mod.decode(attempt.payload, self.defaults.max_payload)
+            name = env.job
             job = decode_fields(self.registry.resolve(env.job), env.args)
         except PayloadError as exc:
             self.last_exception = exc
+            # every way into the failed store tells the listeners of JobFailed
+            meta = (attempt.connection, attempt.queue, attempt.id, name, attempt.attempts)
+            self.events.emit(JobFailed(*meta, exception=exc))
             return payload_error(exc)
         policy = policy_for(env, self.defaults)
         attempts = env.attempts(attempt.attempts)
