@@ -72,6 +72,9 @@ def test_an_executor_killed_while_idle_is_replaced_at_the_next_job(
     first = Noop(n=1).dispatch()
     worker = workers.start()
     done = wait_until(lambda: read_records(project, "done"), 15, "the first job to run")
+    # idle means its outcome is in: the job records "done" before it returns
+    completed = f"{first} queue=default attempt=1 COMPLETED"
+    wait_until(lambda: completed in worker.stderr(), 15, "the first job's outcome")
     child = done[0]["pid"]
     os.kill(child, signal.SIGKILL)
     wait_until(lambda: gone(child), 5, "the idle executor child to die")
