@@ -6,6 +6,7 @@ import functools
 import logging
 import logging.handlers
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -77,8 +78,21 @@ class State:
             self._app = Conveyor(settings)
             set_app(self._app)
             if import_modules:
+                _cwd_on_path()
                 self._app.import_app_modules()
         return self._app
+
+
+def _cwd_on_path() -> None:
+    """Put the working directory first on the import path, as Celery and RQ do.
+
+    A console script's ``sys.path`` starts with the script's own folder (``.venv/bin``), not the
+    folder it runs in, so ``conveyor --app jobs.send_welcome_email work`` run in the project
+    would not find the project's ``jobs`` package that ``conveyor make-job`` just wrote there.
+    """
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
 
 
 def fail(message: str, code: int = USAGE) -> None:
