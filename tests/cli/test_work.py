@@ -87,6 +87,32 @@ def test_app_modules_from_the_command_line(workspace: Project) -> None:
     assert workspace.driver.failed.get(job_id) is None
 
 
+def test_app_modules_after_the_command_name(workspace: Project) -> None:
+    (workspace.root / "conveyor.toml").write_text("")
+    workspace.enqueue("Ok", tag="after")
+    result = workspace.run("work", "--app", "clijobs", "--stop-when-empty")
+    assert result.returncode == 0, result.stderr
+    assert workspace.ran() == ["ok after"]
+
+
+def test_app_modules_before_and_after_the_command_name_add_up(workspace: Project) -> None:
+    result = workspace.run("--app", "first", "config", "--app", "second,third", "--app", "fourth")
+    assert result.returncode == 0, result.stderr
+    assert "app:         clijobs, first, second, third, fourth" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["status"], ["failed"], ["retry", "all"], ["forget", "1"], ["flush"], ["batches"],
+     ["batches", "show", "nope00"], ["clear", "--force"], ["restart"], ["migrate"]],
+    ids=lambda c: "-".join(c),
+)  # fmt: skip
+def test_every_command_takes_app_after_its_name(workspace: Project, command: list[str]) -> None:
+    result = workspace.run(*command, "--app", "clijobs")
+    assert "No such option" not in result.stderr
+    assert result.returncode in (0, 1), result.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "says"),
     [

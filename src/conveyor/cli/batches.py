@@ -12,7 +12,7 @@ from rich.table import Table
 from .. import failed as failed_ops
 from ..bus.batch import Batch, find_batch
 from ..bus.batch_store import store_for
-from .common import NOT_FOUND, FiniteFloat, State, console, fail, guarded, pass_state
+from .common import NOT_FOUND, FiniteFloat, State, app_option, console, fail, guarded, pass_state
 from .text import inert
 
 _conn = click.option("--connection", "-c", default=None, help="Connection whose batches to use. [default: the default connection]")  # fmt: skip
@@ -51,6 +51,7 @@ def _find(state: State, batch_id: str, connection: str | None) -> Batch:
 @_conn
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
+@app_option
 @click.pass_context
 @guarded
 def batches(ctx: click.Context, connection: str | None, limit: int, as_json: bool) -> None:
@@ -93,6 +94,7 @@ def batches(ctx: click.Context, connection: str | None, limit: int, as_json: boo
 @click.argument("batch_id", metavar="ID")
 @_conn
 @click.option("--json", "as_json", is_flag=True, help="Print the batch as JSON.")
+@app_option
 @pass_state
 @guarded
 def show(state: State, batch_id: str, connection: str | None, as_json: bool) -> None:
@@ -126,6 +128,7 @@ def show(state: State, batch_id: str, connection: str | None, as_json: bool) -> 
 @batches.command()
 @click.argument("batch_id", metavar="ID")
 @_conn
+@app_option
 @pass_state
 @guarded
 def cancel(state: State, batch_id: str, connection: str | None) -> None:
@@ -148,6 +151,7 @@ def cancel(state: State, batch_id: str, connection: str | None) -> None:
 @batches.command()
 @click.argument("batch_id", metavar="ID")
 @_conn
+@app_option
 @pass_state
 @guarded
 def retry(state: State, batch_id: str, connection: str | None) -> None:
@@ -181,6 +185,7 @@ def retry(state: State, batch_id: str, connection: str | None) -> None:
 @click.option("--hours", type=FiniteFloat(min=0), default=24.0, show_default=True, help="Delete finished batches older than this.")  # fmt: skip
 @click.option("--unfinished", type=FiniteFloat(min=0), default=None, metavar="HOURS", help="Also delete unfinished batches created more than HOURS ago.")  # fmt: skip
 @click.option("--cancelled", type=FiniteFloat(min=0), default=None, metavar="HOURS", help="Also delete cancelled batches created more than HOURS ago.")  # fmt: skip
+@app_option
 @pass_state
 @guarded
 def prune(

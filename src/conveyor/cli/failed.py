@@ -15,6 +15,7 @@ from .common import (
     NOT_FOUND,
     FiniteFloat,
     State,
+    app_option,
     console,
     fail,
     guarded,
@@ -36,6 +37,7 @@ def _first_line(text: str) -> str:
 @click.option("--queue", "-q", default=None, callback=queue_option, help="Only jobs of this queue.")
 @click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
+@app_option
 @pass_state
 @guarded
 def failed(
@@ -88,6 +90,7 @@ def failed(
     callback=queue_option,
     help="With `all`: only this queue's failed jobs.",
 )
+@app_option
 @pass_state
 @guarded
 def retry(state: State, ids: tuple[str, ...], connection: str | None, queue: str | None) -> None:
@@ -122,6 +125,7 @@ def retry(state: State, ids: tuple[str, ...], connection: str | None, queue: str
 @click.command()
 @click.argument("ids", nargs=-1, required=True, metavar="ID...")
 @_conn
+@app_option
 @pass_state
 @guarded
 def forget(state: State, ids: tuple[str, ...], connection: str | None) -> None:
@@ -148,6 +152,7 @@ def forget(state: State, ids: tuple[str, ...], connection: str | None) -> None:
     default=None,
     help="Only those that failed more than this many hours ago.",
 )
+@app_option
 @pass_state
 @guarded
 def flush(state: State, connection: str | None, hours: float | None) -> None:

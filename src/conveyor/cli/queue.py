@@ -7,7 +7,7 @@ import time
 import click
 from rich.table import Table
 
-from .common import State, console, guarded, pass_state, queue_option, queues_option
+from .common import State, app_option, console, guarded, pass_state, queue_option, queues_option
 from .text import inert, plain
 
 SEEN_WITHIN = 15.0
@@ -24,6 +24,7 @@ SEEN_WITHIN = 15.0
     metavar="Q1,Q2",
     help="Queues to show. [default: every queue with jobs, and the connection's queue]",
 )
+@app_option
 @pass_state
 @guarded
 def status(state: State, connection: str | None, queues: tuple[str, ...] | None) -> None:
@@ -89,6 +90,7 @@ def status(state: State, connection: str | None, queues: tuple[str, ...] | None)
     help="Queue to empty. [default: the connection's queue]",
 )
 @click.option("--force", is_flag=True, help="Do not ask for confirmation.")
+@app_option
 @pass_state
 @guarded
 def clear(state: State, connection: str | None, queue: str | None, force: bool) -> None:
@@ -114,6 +116,7 @@ def clear(state: State, connection: str | None, queue: str | None, force: bool) 
 
 @click.command()
 @click.argument("connection", required=False)
+@app_option
 @pass_state
 @guarded
 def restart(state: State, connection: str | None) -> None:
@@ -133,6 +136,7 @@ def restart(state: State, connection: str | None) -> None:
 
 @click.command()
 @click.argument("connection", required=False)
+@app_option
 @pass_state
 @guarded
 def migrate(state: State, connection: str | None) -> None:
@@ -149,6 +153,7 @@ def migrate(state: State, connection: str | None) -> None:
 
 
 @click.command()
+@app_option
 @pass_state
 @guarded
 def config(state: State) -> None:

@@ -10,7 +10,16 @@ from ..worker.concurrent import ConcurrentWorker
 from ..worker.executor import WorkerDefaults
 from ..worker.loop import PREFETCH_HOLD, Worker, WorkerOptions
 from ..worker.process import SPIN, ChildRunner, InlineRunner
-from .common import FiniteFloat, State, fail, guarded, pass_state, queues_option, setup_logging
+from .common import (
+    FiniteFloat,
+    State,
+    app_option,
+    fail,
+    guarded,
+    pass_state,
+    queues_option,
+    setup_logging,
+)
 from .text import plain
 
 #: async jobs at once by default, as taskiq does; sync jobs are never affected
@@ -131,6 +140,7 @@ DEFAULT_CONCURRENCY = 100
     is_flag=True,
     help="Run jobs in the worker process itself, one at a time: no hard timeout, and a crashing job takes the worker down.",
 )
+@app_option
 @pass_state
 @guarded
 def work(
@@ -150,6 +160,7 @@ def work(
     \b
     Examples:
       conveyor work
+      conveyor work --app myapp.jobs --stop-when-empty
       conveyor work database --queue payments,emails,default --tries 3 --backoff 3,5,10
       conveyor work --once -v
       conveyor work --max-jobs 1000 --max-time 3600 --memory 256
