@@ -136,3 +136,14 @@ def test_config_and_status_mask_a_password_in_the_query_string(workspace: Projec
         assert result.returncode == 0, result.stderr
         assert "qu3ry-pw" not in result.stdout + result.stderr
         assert shown in result.stdout.replace("\n", "").replace(" ", ""), result.stdout
+
+
+def test_a_connection_given_by_url_is_named_after_its_variable(workspace: Project) -> None:
+    url = f"sqlite:///{workspace.root / 'from-env.db'}"
+    result = workspace.run("status", env={"CONVEYOR_CONNECTION": url})
+    assert result.returncode == 0, result.stderr
+    assert "Queues on CONVEYOR_CONNECTION" in result.stdout
+    assert "No worker has been seen on 'CONVEYOR_CONNECTION'" in result.stdout
+    shown = workspace.run("config", env={"CONVEYOR_CONNECTION": url})
+    assert "default:     CONVEYOR_CONNECTION" in shown.stdout
+    assert row(shown.stdout, "CONVEYOR_CONNECTION")[1] == url
