@@ -121,7 +121,7 @@ def test_config_prints_resolved_settings_and_masks_passwords(workspace: Project)
     assert result.returncode == 0, result.stderr
     assert "s3cret-pw" not in result.stdout + result.stderr
     assert "postgresql://app:***@db.internal:5432/jobs" in result.stdout
-    assert "default:     env" in result.stdout
+    assert "default:     CONVEYOR_CONNECTION" in result.stdout
     assert str(workspace.root / "conveyor.toml") in result.stdout
     assert "app:         clijobs" in result.stdout
     assert row(result.stdout, "database")[3] == "3"
