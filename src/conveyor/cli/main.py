@@ -7,8 +7,9 @@ import click
 from .batches import batches
 from .common import State
 from .failed import failed, flush, forget, retry
-from .queue import clear, config, migrate, restart, status
+from .queue import clear, config, migrate, restart
 from .scaffold import make_job
+from .status import status
 from .work import work
 
 
