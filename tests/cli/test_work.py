@@ -228,3 +228,23 @@ def test_a_bad_number_in_the_environment_exits_2_naming_it(
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and named in lines[0], result.stderr
+
+
+def test_stop_when_empty_says_how_many_delayed_jobs_it_leaves(workspace: Project) -> None:
+    workspace.enqueue("Ok", tag="now")
+    workspace.enqueue("Ok", tag="later", delay=600)
+    workspace.enqueue("Ok", tag="urgent-later", queue="high", delay=600)
+    result = workspace.run("work", "--queue", "high,default", "--stop-when-empty")
+    assert result.returncode == 0, result.stderr
+    assert workspace.ran() == ["ok now"]
+    lines = [ln for ln in result.stderr.splitlines() if "delayed job(s)" in ln]
+    assert len(lines) == 1, result.stderr
+    assert "2 delayed job(s) not yet due are left (1 on high, 1 on default)" in lines[0]
+    assert "without --stop-when-empty" in lines[0]
+
+
+def test_stop_when_empty_with_nothing_delayed_says_nothing_of_it(workspace: Project) -> None:
+    workspace.enqueue("Ok", tag="now")
+    result = workspace.run("work", "--stop-when-empty")
+    assert result.returncode == 0, result.stderr
+    assert "delayed" not in result.stderr

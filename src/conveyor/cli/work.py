@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 import click
 
 from .. import backoff as backoff_mod
+from ..drivers.base import Driver
+from ..errors import ConnectionUnavailable
 from ..worker.async_child import ConcurrentRunner
 from ..worker.concurrent import ConcurrentWorker
 from ..worker.executor import WorkerDefaults
@@ -22,6 +26,8 @@ from .common import (
 )
 from .text import plain
 
+log = logging.getLogger(__name__)
+
 #: async jobs at once by default, as taskiq does; sync jobs are never affected
 DEFAULT_CONCURRENCY = 100
 
@@ -37,7 +43,12 @@ DEFAULT_CONCURRENCY = 100
     help="Queues in priority order: all of high before any of default. [default: the connection's queue]",
 )
 @click.option("--once", is_flag=True, help="Process one job, then exit.")
-@click.option("--stop-when-empty", is_flag=True, help="Exit as soon as no job is available.")
+@click.option(
+    "--stop-when-empty",
+    is_flag=True,
+    help="Exit as soon as no job is available; delayed jobs not yet due stay, and a line says "
+    "how many: conveyor work --stop-when-empty",
+)
 @click.option(
     "--timeout",
     type=FiniteFloat(min=0),
@@ -201,4 +212,26 @@ def work(
         ),
         err=True,
     )
-    raise SystemExit(worker.run())
+    code = worker.run()
+    if stop_when_empty:
+        _say_what_is_delayed(driver, options.queues)
+    raise SystemExit(code)
+
+
+def _say_what_is_delayed(driver: Driver, queues: tuple[str, ...]) -> None:
+    """A worker that stopped on an empty queue leaves delayed jobs (a retry's backoff, a
+    ``delay()``) behind: say so, or they look lost. The drivers do not tell when the next one
+    is due without reading them, so this says how many and how to run them."""
+    try:
+        delayed = {name: driver.size(name).delayed for name in queues}
+    except ConnectionUnavailable:
+        return  # the worker has already said its server is away
+    waiting = {name: count for name, count in delayed.items() if count}
+    if waiting:
+        where = ", ".join(f"{count} on {name}" for name, count in waiting.items())
+        log.warning(
+            "%d delayed job(s) not yet due are left (%s): `conveyor work` without"
+            " --stop-when-empty runs them when they are due",
+            sum(waiting.values()),
+            plain(where),
+        )
