@@ -2,17 +2,28 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+# Conveyor with the dev tools (test, lint); Conveyor alone, all the demo needs
 STAMP  := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.installed-demo
 
 .PHONY: demo test fuzz lint format bench bench-full clean
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
+
+# the dev extras include everything the demo needs, so they stamp the demo's install too
+$(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	touch $(STAMP) $(DEMO_STAMP)
 
-demo: $(STAMP)
+# four small dependencies, not the dev tools: seconds instead of ~40 s, with pip's progress shown
+$(DEMO_STAMP): pyproject.toml | $(BIN)/python
+	@echo "installing Conveyor into $(VENV) (first run only)..."
+	$(BIN)/python -m pip install --disable-pip-version-check -e .
+	touch $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
 	$(BIN)/python -m conveyor.demo
 
 test: $(STAMP) lint

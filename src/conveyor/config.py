@@ -149,8 +149,10 @@ def _build(data: Mapping[str, Any], env: Mapping[str, str], root: Path, source: 
     if from_env:
         default, default_from = from_env, "CONVEYOR_CONNECTION"
         if "://" in from_env:
-            connections["env"] = _connection("env", {"url": from_env}, root, "CONVEYOR_CONNECTION")
-            default = "env"
+            # named after the variable, so every message says where the URL came from; a name
+            # made of the URL's host would change with it and stale the failed records
+            default = "CONVEYOR_CONNECTION"
+            connections[default] = _connection(default, {"url": from_env}, root, default)
     if default not in connections:
         raise ConfigError(f"{default_from} names unknown connection {default!r}")
     payload_from = f"{source}: max_payload"

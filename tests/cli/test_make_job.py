@@ -52,3 +52,30 @@ def test_make_job_with_a_bad_name_exits_2(workspace: Project, name: str) -> None
     assert result.returncode == 2
     assert "CapitalizedName" in result.stderr
     assert not (workspace.root / "jobs").exists()
+
+
+def test_the_command_make_job_prints_runs_the_job_from_the_project_folder(
+    workspace: Project,
+) -> None:
+    made = workspace.run("make-job", "SendWelcomeEmail")
+    assert made.returncode == 0, made.stderr
+    printed = made.stdout.split("Point workers at it: ", 1)[1].split()
+    assert printed == ["conveyor", "--app", "jobs.send_welcome_email", "work"]
+    target = workspace.root / "jobs" / "send_welcome_email.py"
+    body = 'Path("welcome.log").write_text(f"welcomed {self.user_id}")'
+    target.write_text(
+        target.read_text()
+        .replace("raise NotImplementedError", body)
+        .replace("from conveyor import Job", "from pathlib import Path\n\nfrom conveyor import Job")
+    )
+    dispatched = subprocess.run(
+        [sys.executable, "-c",
+         "from jobs.send_welcome_email import SendWelcomeEmail as J; J(user_id=7).dispatch()"],
+        cwd=workspace.root, env=workspace.env, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert dispatched.returncode == 0, dispatched.stderr
+    result = workspace.run(*printed[1:], "--stop-when-empty")
+    assert result.returncode == 0, result.stderr
+    assert "COMPLETED" in result.stderr
+    assert (workspace.root / "welcome.log").read_text() == "welcomed 7"
+    assert workspace.driver.failed.count() == 0

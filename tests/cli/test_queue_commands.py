@@ -5,6 +5,9 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable
+from dataclasses import replace
+
+from conveyor.cli.status import FAILED_PAGE
 
 from .conftest import Project
 from .tables import row
@@ -20,8 +23,60 @@ def test_status_shows_counts_per_queue_and_says_no_worker_is_running(workspace: 
     assert result.returncode == 0, result.stderr
     assert row(result.stdout, "default")[1:] == ["2", "1", "0", "0"]
     assert row(result.stdout, "emails")[1:] == ["1", "0", "0", "1"]
-    assert "3 job(s) are waiting and no worker has been seen on 'database'" in result.stdout
-    assert "conveyor work database" in result.stdout
+    assert "4 job(s) are waiting and no worker has been seen on 'database'" in result.stdout
+    suggested = _suggested(result.stdout)
+    assert suggested == ["conveyor", "work", "--queue", "emails,default"]
+    ran = workspace.run(*suggested[1:], "--stop-when-empty")
+    assert ran.returncode == 0, ran.stderr
+    assert len(workspace.ran()) == 3, "the pending jobs of both queues ran"
+
+
+def _suggested(output: str) -> list[str]:
+    """The command status suggests, as words (it is the last thing printed)."""
+    return " ".join(output.split()).split("Start one: ", 1)[1].split()
+
+
+def test_status_lists_every_queue_with_jobs_in_any_state(workspace: Project) -> None:
+    workspace.add_failed(queue="emails")
+    workspace.enqueue("Ok", queue="later", delay=600)
+    result = workspace.run("status")
+    assert result.returncode == 0, result.stderr
+    assert row(result.stdout, "default")[1:] == ["0", "0", "0", "0"]
+    assert row(result.stdout, "emails")[1:] == ["0", "0", "0", "1"]
+    assert row(result.stdout, "later")[1:] == ["0", "1", "0", "0"]
+    assert _suggested(result.stdout) == ["conveyor", "work", "--queue", "emails,later"]
+
+
+def test_status_finds_failed_queues_beyond_the_first_page(workspace: Project) -> None:
+    rare = workspace.add_failed(queue="rare")
+    for n in range(FAILED_PAGE):
+        workspace.driver.failed.record(replace(rare, uuid=f"often{n}", queue="often", id=None))
+    result = workspace.run("status")
+    assert result.returncode == 0, result.stderr
+    assert row(result.stdout, "often")[1:] == ["0", "0", "0", str(FAILED_PAGE)]
+    assert row(result.stdout, "rare")[1:] == ["0", "0", "0", "1"]
+
+
+def test_status_names_queues_no_live_worker_takes_and_how_to_take_them(
+    workspace: Project,
+) -> None:
+    worker = workspace.start("work", "--sleep", "0.2")
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not workspace.driver.workers(15):
+            time.sleep(0.1)
+        workspace.enqueue("Ok", queue="emails", tag="welcome")
+        result = workspace.run("status")
+    finally:
+        worker.terminate()
+        worker.communicate(timeout=20)
+    assert result.returncode == 0, result.stderr
+    assert "1 job(s) wait on emails, which no worker seen in the last 15s takes" in result.stdout
+    suggested = _suggested(result.stdout)
+    assert suggested == ["conveyor", "work", "--queue", "emails"]
+    ran = workspace.run(*suggested[1:], "--stop-when-empty")
+    assert ran.returncode == 0, ran.stderr
+    assert workspace.ran() == ["ok welcome"]
 
 
 def test_status_of_an_idle_project(workspace: Project) -> None:
@@ -47,6 +102,29 @@ def test_status_lists_a_running_worker(workspace: Project) -> None:
     assert result.returncode == 0
     assert f":{worker.pid}:" in result.stdout
     assert "no worker has been seen" not in result.stdout.lower()
+
+
+def test_status_shows_the_job_a_worker_runs_and_when_it_was_last_seen(
+    workspace: Project,
+) -> None:
+    worker = workspace.start("work", "--sleep", "0.2")
+    try:
+        job_id = workspace.enqueue("Slow", seconds=30, tag="long")
+        deadline = time.monotonic() + 20
+        beats = workspace.driver.workers(15)
+        while time.monotonic() < deadline and not any(b.current_job == job_id for b in beats):
+            time.sleep(0.2)
+            beats = workspace.driver.workers(15)
+        result = workspace.run("status")
+    finally:
+        worker.terminate()
+        time.sleep(0.5)
+        worker.terminate()  # the second signal hands the long job back at once
+        worker.communicate(timeout=20)
+    assert result.returncode == 0, result.stderr
+    _, queues, up, seen, jobs, running = row(result.stdout, beats[0].id)
+    assert (queues, jobs, running) == ("default", "0", job_id)
+    assert up.endswith("s") and seen.endswith("s ago") and int(seen.split("s")[0]) <= 15
 
 
 def test_clear_with_force_empties_one_queue(workspace: Project) -> None:
@@ -121,7 +199,7 @@ def test_config_prints_resolved_settings_and_masks_passwords(workspace: Project)
     assert result.returncode == 0, result.stderr
     assert "s3cret-pw" not in result.stdout + result.stderr
     assert "postgresql://app:***@db.internal:5432/jobs" in result.stdout
-    assert "default:     env" in result.stdout
+    assert "default:     CONVEYOR_CONNECTION" in result.stdout
     assert str(workspace.root / "conveyor.toml") in result.stdout
     assert "app:         clijobs" in result.stdout
     assert row(result.stdout, "database")[3] == "3"
@@ -136,3 +214,14 @@ def test_config_and_status_mask_a_password_in_the_query_string(workspace: Projec
         assert result.returncode == 0, result.stderr
         assert "qu3ry-pw" not in result.stdout + result.stderr
         assert shown in result.stdout.replace("\n", "").replace(" ", ""), result.stdout
+
+
+def test_a_connection_given_by_url_is_named_after_its_variable(workspace: Project) -> None:
+    url = f"sqlite:///{workspace.root / 'from-env.db'}"
+    result = workspace.run("status", env={"CONVEYOR_CONNECTION": url})
+    assert result.returncode == 0, result.stderr
+    assert "Queues on CONVEYOR_CONNECTION" in result.stdout
+    assert "No worker has been seen on 'CONVEYOR_CONNECTION'" in result.stdout
+    shown = workspace.run("config", env={"CONVEYOR_CONNECTION": url})
+    assert "default:     CONVEYOR_CONNECTION" in shown.stdout
+    assert row(shown.stdout, "CONVEYOR_CONNECTION")[1] == url

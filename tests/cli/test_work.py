@@ -87,6 +87,32 @@ def test_app_modules_from_the_command_line(workspace: Project) -> None:
     assert workspace.driver.failed.get(job_id) is None
 
 
+def test_app_modules_after_the_command_name(workspace: Project) -> None:
+    (workspace.root / "conveyor.toml").write_text("")
+    workspace.enqueue("Ok", tag="after")
+    result = workspace.run("work", "--app", "clijobs", "--stop-when-empty")
+    assert result.returncode == 0, result.stderr
+    assert workspace.ran() == ["ok after"]
+
+
+def test_app_modules_before_and_after_the_command_name_add_up(workspace: Project) -> None:
+    result = workspace.run("--app", "first", "config", "--app", "second,third", "--app", "fourth")
+    assert result.returncode == 0, result.stderr
+    assert "app:         clijobs, first, second, third, fourth" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["status"], ["failed"], ["retry", "all"], ["forget", "1"], ["flush"], ["batches"],
+     ["batches", "show", "nope00"], ["clear", "--force"], ["restart"], ["migrate"]],
+    ids=lambda c: "-".join(c),
+)  # fmt: skip
+def test_every_command_takes_app_after_its_name(workspace: Project, command: list[str]) -> None:
+    result = workspace.run(*command, "--app", "clijobs")
+    assert "No such option" not in result.stderr
+    assert result.returncode in (0, 1), result.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "says"),
     [
@@ -202,3 +228,23 @@ def test_a_bad_number_in_the_environment_exits_2_naming_it(
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and named in lines[0], result.stderr
+
+
+def test_stop_when_empty_says_how_many_delayed_jobs_it_leaves(workspace: Project) -> None:
+    workspace.enqueue("Ok", tag="now")
+    workspace.enqueue("Ok", tag="later", delay=600)
+    workspace.enqueue("Ok", tag="urgent-later", queue="high", delay=600)
+    result = workspace.run("work", "--queue", "high,default", "--stop-when-empty")
+    assert result.returncode == 0, result.stderr
+    assert workspace.ran() == ["ok now"]
+    lines = [ln for ln in result.stderr.splitlines() if "delayed job(s)" in ln]
+    assert len(lines) == 1, result.stderr
+    assert "2 delayed job(s) not yet due are left (1 on high, 1 on default)" in lines[0]
+    assert "without --stop-when-empty" in lines[0]
+
+
+def test_stop_when_empty_with_nothing_delayed_says_nothing_of_it(workspace: Project) -> None:
+    workspace.enqueue("Ok", tag="now")
+    result = workspace.run("work", "--stop-when-empty")
+    assert result.returncode == 0, result.stderr
+    assert "delayed" not in result.stderr

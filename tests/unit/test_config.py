@@ -94,7 +94,7 @@ def test_conveyor_connection_as_a_name(tmp_path: Path) -> None:
 def test_conveyor_connection_as_a_url(tmp_path: Path) -> None:
     url = "postgresql://app:s3cret@db.internal:5432/jobs"
     s = load_settings(tmp_path, env={"CONVEYOR_CONNECTION": url})
-    assert s.default == "env"
+    assert s.default == "CONVEYOR_CONNECTION"
     assert s.connection().url == url
     assert s.connection().masked_url() == "postgresql://app:***@db.internal:5432/jobs"
 

@@ -12,7 +12,8 @@ from rich.table import Table
 from .. import failed as failed_ops
 from ..bus.batch import Batch, find_batch
 from ..bus.stores import store_for
-from .common import NOT_FOUND, FiniteFloat, State, console, fail, guarded, pass_state
+from .common import NOT_FOUND, FiniteFloat, State, app_option, console, fail, guarded, pass_state
+from .ids import stored_batch_id
 from .text import inert
 
 _conn = click.option("--connection", "-c", default=None, help="Connection whose batches to use. [default: the default connection]")  # fmt: skip
@@ -37,7 +38,9 @@ def _status(b: Batch) -> str:
 
 def _find(state: State, batch_id: str, connection: str | None) -> Batch:
     app = state.app(import_modules=False)
-    found = find_batch(batch_id, connection=connection, app=app)
+    name = connection or app.settings.default
+    full = stored_batch_id(store_for(app.driver(name)), batch_id)
+    found = None if full is None else find_batch(full, connection=name, app=app)
     if found is None:
         fail(
             f"no batch with id {batch_id} on connection {connection or app.settings.default!r}",
@@ -51,6 +54,7 @@ def _find(state: State, batch_id: str, connection: str | None) -> Batch:
 @_conn
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
+@app_option
 @click.pass_context
 @guarded
 def batches(ctx: click.Context, connection: str | None, limit: int, as_json: bool) -> None:
@@ -59,10 +63,12 @@ def batches(ctx: click.Context, connection: str | None, limit: int, as_json: boo
     \b
     Examples:
       conveyor batches
-      conveyor batches show 3f2a...        counts, progress bar, failed job ids
-      conveyor batches cancel 3f2a...      jobs not yet started skip their work
-      conveyor batches retry 3f2a...       retry the batch's failed jobs
+      conveyor batches show 3f2a9c         counts, progress bar, failed job ids
+      conveyor batches cancel 3f2a9c       jobs not yet started skip their work
+      conveyor batches retry 3f2a9c        retry the batch's failed jobs
       conveyor batches prune --hours 48    delete finished batches older than 48 hours
+
+    An ID is a batch's whole id or its first 6 or more characters, if no other id starts so.
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -93,14 +99,17 @@ def batches(ctx: click.Context, connection: str | None, limit: int, as_json: boo
 @click.argument("batch_id", metavar="ID")
 @_conn
 @click.option("--json", "as_json", is_flag=True, help="Print the batch as JSON.")
+@app_option
 @pass_state
 @guarded
 def show(state: State, batch_id: str, connection: str | None, as_json: bool) -> None:
     """Show one batch: counts, a progress bar and its failed job ids.
 
+    ID is the batch's id or its first 6 or more characters, if no other batch's id starts so.
+
     \b
     Example:
-      conveyor batches show 3f2a9c...
+      conveyor batches show 3f2a9c
     """
     b = _find(state, batch_id, connection)
     if as_json:
@@ -126,6 +135,7 @@ def show(state: State, batch_id: str, connection: str | None, as_json: bool) -> 
 @batches.command()
 @click.argument("batch_id", metavar="ID")
 @_conn
+@app_option
 @pass_state
 @guarded
 def cancel(state: State, batch_id: str, connection: str | None) -> None:
@@ -133,7 +143,7 @@ def cancel(state: State, batch_id: str, connection: str | None) -> None:
 
     \b
     Example:
-      conveyor batches cancel 3f2a9c...
+      conveyor batches cancel 3f2a9c
     """
     b = _find(state, batch_id, connection)
     if b.cancelled():
@@ -148,6 +158,7 @@ def cancel(state: State, batch_id: str, connection: str | None) -> None:
 @batches.command()
 @click.argument("batch_id", metavar="ID")
 @_conn
+@app_option
 @pass_state
 @guarded
 def retry(state: State, batch_id: str, connection: str | None) -> None:
@@ -155,7 +166,7 @@ def retry(state: State, batch_id: str, connection: str | None) -> None:
 
     \b
     Example:
-      conveyor batches retry 3f2a9c...
+      conveyor batches retry 3f2a9c
     """
     b = _find(state, batch_id, connection)
     driver = state.app(import_modules=False).driver(b.connection)
@@ -181,6 +192,7 @@ def retry(state: State, batch_id: str, connection: str | None) -> None:
 @click.option("--hours", type=FiniteFloat(min=0), default=24.0, show_default=True, help="Delete finished batches older than this.")  # fmt: skip
 @click.option("--unfinished", type=FiniteFloat(min=0), default=None, metavar="HOURS", help="Also delete unfinished batches created more than HOURS ago.")  # fmt: skip
 @click.option("--cancelled", type=FiniteFloat(min=0), default=None, metavar="HOURS", help="Also delete cancelled batches created more than HOURS ago.")  # fmt: skip
+@app_option
 @pass_state
 @guarded
 def prune(

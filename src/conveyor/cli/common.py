@@ -6,6 +6,7 @@ import functools
 import logging
 import logging.handlers
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -67,9 +68,15 @@ def queues_option(
 
 class State:
     def __init__(self, app_modules: tuple[str, ...], verbose: int) -> None:
-        self.app_modules = app_modules
+        self.app_modules: tuple[str, ...] = ()
         self.verbose = verbose
         self._app: Conveyor | None = None
+        self.add_app_modules(app_modules)
+
+    def add_app_modules(self, items: tuple[str, ...]) -> None:
+        """Add ``--app`` values, each one module or a comma-separated list of them."""
+        for item in items:
+            self.app_modules += tuple(m.strip() for m in item.split(",") if m.strip())
 
     def app(self, import_modules: bool = True) -> Conveyor:
         if self._app is None:
@@ -77,8 +84,39 @@ class State:
             self._app = Conveyor(settings)
             set_app(self._app)
             if import_modules:
+                _cwd_on_path()
                 self._app.import_app_modules()
         return self._app
+
+
+def _cwd_on_path() -> None:
+    """Put the working directory first on the import path, as Celery and RQ do.
+
+    A console script's ``sys.path`` starts with the script's own folder (``.venv/bin``), not the
+    folder it runs in, so ``conveyor --app jobs.send_welcome_email work`` run in the project
+    would not find the project's ``jobs`` package that ``conveyor make-job`` just wrote there.
+    """
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+
+
+def _app_modules(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> None:
+    state = ctx.find_object(State)
+    if state is not None:
+        state.add_app_modules(value)
+
+
+#: ``--app`` after the command name too (``conveyor work --app myapp.jobs``): the group's option
+#: has run by then and made the State, which this one adds to
+app_option = click.option(
+    "--app",
+    multiple=True,
+    metavar="MODULE",
+    expose_value=False,
+    callback=_app_modules,
+    help="Module that defines your jobs (repeatable), as the global --app: --app myapp.jobs",
+)
 
 
 def fail(message: str, code: int = USAGE) -> None:

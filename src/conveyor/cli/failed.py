@@ -10,18 +10,21 @@ import click
 from rich.table import Table
 
 from .. import failed as failed_ops
+from ..drivers.base import Driver, FailedRecord
 from ..envelope import peek_name
 from .common import (
     NOT_FOUND,
     FiniteFloat,
     State,
+    app_option,
     console,
     fail,
     guarded,
     pass_state,
     queue_option,
 )
-from .text import inert
+from .ids import failed_record
+from .text import inert, plain
 
 _conn = click.option("--connection", "-c", default=None, help="Connection whose store to use. [default: the default connection]")  # fmt: skip
 
@@ -31,23 +34,30 @@ def _first_line(text: str) -> str:
     return lines[-1][:100] if lines else ""
 
 
-@click.command()
+@click.group(invoke_without_command=True)
 @_conn
 @click.option("--queue", "-q", default=None, callback=queue_option, help="Only jobs of this queue.")
 @click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
-@pass_state
+@app_option
+@click.pass_context
 @guarded
 def failed(
-    state: State, connection: str | None, queue: str | None, limit: int, as_json: bool
+    ctx: click.Context, connection: str | None, queue: str | None, limit: int, as_json: bool
 ) -> None:
-    """List failed jobs, newest first.
+    """List failed jobs, newest first; `failed show ID` prints one with its whole exception.
 
     \b
-    Example:
+    Examples:
       conveyor failed --queue emails
       conveyor failed --json | jq .exception
+      conveyor failed show 5
+      conveyor failed show 3f2a9c          a uuid's first 6+ characters, if no other has them
     """
+    if ctx.invoked_subcommand is not None:
+        return
+    state = ctx.find_object(State)
+    assert state is not None
     driver = state.app(import_modules=False).driver(connection)
     records = driver.failed.page(queue=queue, limit=limit)
     if as_json:
@@ -78,6 +88,46 @@ def failed(
     console.print(table)
 
 
+def _records(driver: Driver, keys: tuple[str, ...]) -> list[FailedRecord]:
+    """The records ``keys`` name (ids, uuids, uuid prefixes), all or none: one not found is one
+    line and exit 1, an ambiguous prefix exit 2, before anything is done to the others."""
+    found = [(key, failed_record(driver.failed, key)) for key in keys]
+    missing = [key for key, record in found if record is None]
+    if missing:
+        fail(f"no failed job with id {', '.join(missing)}", NOT_FOUND)
+    return [record for _, record in found if record is not None]
+
+
+@failed.command()
+@click.argument("key", metavar="ID")
+@_conn
+@app_option
+@pass_state
+@guarded
+def show(state: State, key: str, connection: str | None) -> None:
+    """Print one failed job: its fields, payload and the whole exception with its traceback.
+
+    ID is the number `conveyor failed` lists, the job's uuid, or the uuid's first 6 or more
+    characters if no other failed job's uuid starts so.
+
+    \b
+    Examples:
+      conveyor failed show 5
+      conveyor failed show 3f2a9c
+    """
+    (record,) = _records(state.app(import_modules=False).driver(connection), (key,))
+    when = datetime.fromtimestamp(record.failed_at).strftime("%Y-%m-%d %H:%M:%S")
+    fields = (
+        ("id", record.id), ("uuid", record.uuid), ("connection", record.connection),
+        ("queue", record.queue), ("job", peek_name(record.payload)), ("failed at", when),
+        ("payload", record.payload.decode("utf-8", "replace")),
+    )  # fmt: skip
+    for label, value in fields:
+        click.echo(f"{label + ':':<12}{plain(value)}")
+    click.echo("exception:")
+    click.echo(plain(record.exception, keep_newlines=True))
+
+
 @click.command()
 @click.argument("ids", nargs=-1, required=True, metavar="ID... | all")
 @_conn
@@ -88,6 +138,7 @@ def failed(
     callback=queue_option,
     help="With `all`: only this queue's failed jobs.",
 )
+@app_option
 @pass_state
 @guarded
 def retry(state: State, ids: tuple[str, ...], connection: str | None, queue: str | None) -> None:
@@ -104,24 +155,18 @@ def retry(state: State, ids: tuple[str, ...], connection: str | None, queue: str
         count = failed_ops.retry_all(driver, queue)
         console.print(f"Queued {count} failed job(s) again.")
         return
-    missing = []
-    for key in ids:
-        record = driver.failed.get(key)
-        if record is None:
-            missing.append(key)
-            continue
+    for key, record in zip(ids, _records(driver, ids), strict=True):
         failed_ops.retry(driver, record)
         console.print(
             f"Queued failed job {inert(key)} ({inert(peek_name(record.payload))}) again as"
             f" {inert(record.uuid)}."
         )
-    if missing:
-        fail(f"no failed job with id {', '.join(missing)}", NOT_FOUND)
 
 
 @click.command()
 @click.argument("ids", nargs=-1, required=True, metavar="ID...")
 @_conn
+@app_option
 @pass_state
 @guarded
 def forget(state: State, ids: tuple[str, ...], connection: str | None) -> None:
@@ -132,12 +177,9 @@ def forget(state: State, ids: tuple[str, ...], connection: str | None) -> None:
       conveyor forget 5
     """
     driver = state.app(import_modules=False).driver(connection)
-    missing = [key for key in ids if not driver.failed.forget(key)]
-    for key in ids:
-        if key not in missing:
+    for key, record in zip(ids, _records(driver, ids), strict=True):
+        if driver.failed.forget(record.uuid if record.id is None else str(record.id)):
             console.print(f"Forgot failed job {inert(key)}.")
-    if missing:
-        fail(f"no failed job with id {', '.join(missing)}", NOT_FOUND)
 
 
 @click.command()
@@ -148,6 +190,7 @@ def forget(state: State, ids: tuple[str, ...], connection: str | None) -> None:
     default=None,
     help="Only those that failed more than this many hours ago.",
 )
+@app_option
 @pass_state
 @guarded
 def flush(state: State, connection: str | None, hours: float | None) -> None:

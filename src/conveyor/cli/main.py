@@ -7,8 +7,9 @@ import click
 from .batches import batches
 from .common import State
 from .failed import failed, flush, forget, retry
-from .queue import clear, config, migrate, restart, status
+from .queue import clear, config, migrate, restart
 from .scaffold import make_job
+from .status import status
 from .work import work
 
 
@@ -19,7 +20,8 @@ from .work import work
     multiple=True,
     metavar="MODULE",
     envvar="CONVEYOR_APP",
-    help="Module that defines your jobs (repeatable). Also CONVEYOR_APP or `app` in the config.",
+    help="Module that defines your jobs (repeatable). Also CONVEYOR_APP or `app` in the config; "
+    "every command takes it after its name too: conveyor work --app myapp.jobs",
 )
 @click.option("-v", "--verbose", count=True, help="More output (-vv for debug logs).")
 @click.version_option(package_name="conveyor")
@@ -37,10 +39,7 @@ def cli(ctx: click.Context, app_modules: tuple[str, ...], verbose: int) -> None:
     Settings come from conveyor.toml or [tool.conveyor] in pyproject.toml, then CONVEYOR_*.
     Exit codes: 0 done, 1 not found / unavailable, 2 bad usage or config.
     """
-    modules: list[str] = []
-    for item in app_modules:
-        modules.extend(m.strip() for m in item.split(",") if m.strip())
-    ctx.obj = State(tuple(modules), verbose)
+    ctx.obj = State(app_modules, verbose)
 
 
 cli.add_command(work)

@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+import logging
+
 import click
 
 from .. import backoff as backoff_mod
+from ..drivers.base import Driver
+from ..errors import ConnectionUnavailable
 from ..worker.async_child import ConcurrentRunner
 from ..worker.concurrent import ConcurrentWorker
 from ..worker.executor import WorkerDefaults
 from ..worker.loop import PREFETCH_HOLD, Worker, WorkerOptions
 from ..worker.process import SPIN, ChildRunner, InlineRunner
-from .common import FiniteFloat, State, fail, guarded, pass_state, queues_option, setup_logging
+from .common import (
+    FiniteFloat,
+    State,
+    app_option,
+    fail,
+    guarded,
+    pass_state,
+    queues_option,
+    setup_logging,
+)
 from .text import plain
+
+log = logging.getLogger(__name__)
 
 #: async jobs at once by default, as taskiq does; sync jobs are never affected
 DEFAULT_CONCURRENCY = 100
@@ -28,7 +43,12 @@ DEFAULT_CONCURRENCY = 100
     help="Queues in priority order: all of high before any of default. [default: the connection's queue]",
 )
 @click.option("--once", is_flag=True, help="Process one job, then exit.")
-@click.option("--stop-when-empty", is_flag=True, help="Exit as soon as no job is available.")
+@click.option(
+    "--stop-when-empty",
+    is_flag=True,
+    help="Exit as soon as no job is available; delayed jobs not yet due stay, and a line says "
+    "how many: conveyor work --stop-when-empty",
+)
 @click.option(
     "--timeout",
     type=FiniteFloat(min=0),
@@ -131,6 +151,7 @@ DEFAULT_CONCURRENCY = 100
     is_flag=True,
     help="Run jobs in the worker process itself, one at a time: no hard timeout, and a crashing job takes the worker down.",
 )
+@app_option
 @pass_state
 @guarded
 def work(
@@ -150,6 +171,7 @@ def work(
     \b
     Examples:
       conveyor work
+      conveyor work --app myapp.jobs --stop-when-empty
       conveyor work database --queue payments,emails,default --tries 3 --backoff 3,5,10
       conveyor work --once -v
       conveyor work --max-jobs 1000 --max-time 3600 --memory 256
@@ -190,4 +212,26 @@ def work(
         ),
         err=True,
     )
-    raise SystemExit(worker.run())
+    code = worker.run()
+    if stop_when_empty:
+        _say_what_is_delayed(driver, options.queues)
+    raise SystemExit(code)
+
+
+def _say_what_is_delayed(driver: Driver, queues: tuple[str, ...]) -> None:
+    """A worker that stopped on an empty queue leaves delayed jobs (a retry's backoff, a
+    ``delay()``) behind: say so, or they look lost. The drivers do not tell when the next one
+    is due without reading them, so this says how many and how to run them."""
+    try:
+        delayed = {name: driver.size(name).delayed for name in queues}
+    except ConnectionUnavailable:
+        return  # the worker has already said its server is away
+    waiting = {name: count for name, count in delayed.items() if count}
+    if waiting:
+        where = ", ".join(f"{count} on {name}" for name, count in waiting.items())
+        log.warning(
+            "%d delayed job(s) not yet due are left (%s): `conveyor work` without"
+            " --stop-when-empty runs them when they are due",
+            sum(waiting.values()),
+            plain(where),
+        )
