@@ -65,6 +65,21 @@ def test_a_claim_moves_a_job_with_a_corrupt_attempt_count_to_the_failed_store(
     assert driver.size("q") == QueueSize(0, 0, 1)
 
 
+def test_a_claim_gets_past_thousands_of_corrupt_jobs_without_recursing(
+    driver: RedisDriver,
+) -> None:
+    """One failed move after another, in a loop: 1,500 of them recursed past Python's limit."""
+    bad = [message("q") for _ in range(1500)]
+    good = message("q")
+    driver.push_many([*bad, good])
+    client = driver.conn.client
+    client.hset(driver.keys("q").attempts, mapping={m.id: "x" for m in bad})
+    got = driver.reserve(["q"], 30)
+    assert got is not None and got.id == good.id
+    assert driver.failed.count() == len(bad)
+    assert driver.size("q") == QueueSize(0, 0, 1)
+
+
 def test_a_prefetch_moves_a_job_with_a_corrupt_attempt_count_to_the_failed_store(
     driver: RedisDriver,
 ) -> None:
@@ -175,6 +190,33 @@ def test_a_fail_rebuilds_a_corrupt_failed_record_counter_instead_of_losing_the_j
     assert before is not None and after is not None
     assert after.id is not None and before.id is not None and after.id > before.id
     assert driver.size("q").total == 0
+
+
+@pytest.mark.parametrize(("top", "kept"), [("1.5", True), ("inf", False), ("1e20", False)])
+def test_a_corrupt_counter_beside_a_corrupt_highest_id_never_loses_the_job(
+    driver: RedisDriver, top: str, kept: bool
+) -> None:
+    """The counter is rebuilt from the highest id when that is a number; when it is not
+    either, the failure is refused before anything is written and the job stays reserved."""
+    driver.push(message("q"))
+    held = driver.reserve(["q"], 30)
+    assert held is not None
+    client, keys = driver.conn.client, driver.failed.keys
+    client.set(keys.seq, "garbage")
+    client.zadd(keys.ids, {"999": float(top)})
+    if driver.conn.cluster and not kept:
+        assert held.fail(record(held.id, driver, "q")) is True
+        assert client.hlen(driver.keys("q").handoff) == 1, "parked, not lost"
+        return
+    if kept:
+        assert held.fail(record(held.id, driver, "q")) is True
+        stored = driver.failed.get(held.id)
+        assert stored is not None and stored.id == 2
+        assert driver.size("q").total == 0
+    else:
+        with pytest.raises(StorageUnavailable, match="CORRUPT"):
+            held.fail(record(held.id, driver, "q"))
+        assert driver.size("q") == QueueSize(0, 0, 1), "still reserved, not lost"
 
 
 def test_a_fail_refuses_a_failed_store_of_the_wrong_type_and_keeps_the_job(

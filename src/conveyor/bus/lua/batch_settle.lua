@@ -24,7 +24,8 @@ local F = failed_keys(7)
 expect_settle(KEYS[1], KEYS[2], KEYS[3], KEYS[4])
 expect('hash', KEYS[5], KEYS[6], KEYS[14])
 expect('zset', KEYS[15])
-if ARGV[3] ~= 'ok' then failed_check(F, ARGV[10], ARGV[6], ARGV[7]) end
+local rebuilt = nil
+if ARGV[3] ~= 'ok' then rebuilt = failed_check(F, ARGV[10], ARGV[6], ARGV[7]) end
 for k = 16, #KEYS, 4 do expect_store(KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]) end
 local counted = ARGV[5] == '1' and redis.call('EXISTS', KEYS[14]) == 1
 local corrupt = counted and not (
@@ -35,7 +36,7 @@ if not unreserve(KEYS[1], KEYS[2], KEYS[3], KEYS[4], id, ARGV[2]) then return 0 
 redis.call('HDEL', KEYS[5], id)
 redis.call('HDEL', KEYS[6], id)
 local now = clock()
-if not ok then failed_insert(F, ARGV[10], ARGV[6], ARGV[7], ARGV[8], ARGV[9]) end
+if not ok then failed_insert(F, ARGV[10], ARGV[6], ARGV[7], ARGV[8], ARGV[9], rebuilt) end
 
 -- one counter update; each event fires when its token is first set
 local function count(b, failures, dropped)

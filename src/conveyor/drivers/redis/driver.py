@@ -131,6 +131,9 @@ class RedisDriver:
             queues, lease, lambda k, a: self.conn.eval_after_wait(notify, seconds, "reserve", k, a)
         )
 
+    def _plain_claim(self, keys: list[str], args: list[Any]) -> Any:
+        return self.conn.eval("reserve", keys, args)
+
     def _claim(
         self, queues: Sequence[str], lease: float, count: bool = True
     ) -> tuple[RedisReservation | None, float]:
@@ -139,9 +142,7 @@ class RedisDriver:
         groups = [(q,) for q in queues] if self.conn.cluster else [queues]
         soonest = -1.0
         for group in groups:
-            found, due = self._claim_with(
-                group, lease, lambda k, a: self.conn.eval("reserve", k, a), count
-            )
+            found, due = self._claim_with(group, lease, self._plain_claim, count)
             if found is not None:
                 return found, soonest
             if due >= 0 and (soonest < 0 or due < soonest):
@@ -256,26 +257,30 @@ class RedisDriver:
         send: Callable[[list[str], list[Any]], Any],
         count: bool = True,
     ) -> tuple[RedisReservation | None, float]:
-        """Run a claiming script through ``send``; the job claimed, or when the next is due."""
-        # kept until a reply arrives: a call whose reply was lost is retried with the same
-        # token, and the script then hands back what that call claimed (see lib_claim.lua)
-        token = getattr(self._pending, "token", None) or os.urandom(16).hex()
-        self._pending.token = token
-        args = [repr(float(lease)), token, MIGRATE_LIMIT, int(count)]
-        reply = send(self._reserve_keys(queues), args)
-        self._pending.token = None
-        if reply[-1]:
-            self._flush_handoffs(queues)
-        if not reply[0]:
-            return None, float(reply[1])
-        keys = self.keys(queues[int(reply[0]) - 1])
-        found = RedisReservation(
-            self, keys, reply[1].decode(), reply[2], int(reply[3]), token, lease
-        )  # fmt: skip
-        if found.attempts < 0:
+        """Run a claiming script through ``send``; the job claimed, or when the next is due.
+
+        A job claimed with a corrupt attempt count goes to the failed store, and the plain
+        claim script is run again, in a loop: a queue of thousands of them is no recursion."""
+        while True:
+            # kept until a reply arrives: a call whose reply was lost is retried with the same
+            # token, and the script then hands back what that call claimed (see lib_claim.lua)
+            token = getattr(self._pending, "token", None) or os.urandom(16).hex()
+            self._pending.token = token
+            args = [repr(float(lease)), token, MIGRATE_LIMIT, int(count)]
+            reply = send(self._reserve_keys(queues), args)
+            self._pending.token = None
+            if reply[-1]:
+                self._flush_handoffs(queues)
+            if not reply[0]:
+                return None, float(reply[1])
+            keys = self.keys(queues[int(reply[0]) - 1])
+            found = RedisReservation(
+                self, keys, reply[1].decode(), reply[2], int(reply[3]), token, lease
+            )  # fmt: skip
+            if found.attempts >= 0:
+                return found, -1.0
             self._fail_corrupt(found)
-            return self._claim(queues, lease, count)
-        return found, -1.0
+            send = self._plain_claim
 
     def _fail_corrupt(self, found: RedisReservation) -> None:
         """Move a claimed job whose stored attempt count is not a number (attempts -1 from the
@@ -291,9 +296,12 @@ class RedisDriver:
         )
         log.warning("job %s on %s: %s", found.id, found.queue, reason)
         payload = found.payload.decode("utf-8", "replace").encode()
-        found.fail(
-            FailedRecord(found.id, self.connection, found.queue, payload, reason, time.time())
-        )
+        record = FailedRecord(found.id, self.connection, found.queue, payload, reason, time.time())
+        try:
+            found.fail(record)
+        except ConnectionUnavailable as exc:
+            log.warning("job %s: moving it to the failed store failed (%s); it stays reserved "
+                        "until its lease runs out", found.id, exc)  # fmt: skip
 
     def _reserve_keys(self, queues: Sequence[str]) -> list[str]:
         group = tuple(queues)

@@ -12,9 +12,9 @@
 local F = failed_keys(7)
 expect_settle(KEYS[1], KEYS[2], KEYS[3], KEYS[4])
 expect('hash', KEYS[5], KEYS[6])
-failed_check(F, ARGV[7], ARGV[3], ARGV[4])
+local rebuilt = failed_check(F, ARGV[7], ARGV[3], ARGV[4])
 local id = ARGV[1]
 if not unreserve(KEYS[1], KEYS[2], KEYS[3], KEYS[4], id, ARGV[2]) then return 0 end
 redis.call('HDEL', KEYS[5], id)
 redis.call('HDEL', KEYS[6], id)
-return failed_insert(F, ARGV[7], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
+return failed_insert(F, ARGV[7], ARGV[3], ARGV[4], ARGV[5], ARGV[6], rebuilt)

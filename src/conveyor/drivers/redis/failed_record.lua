@@ -7,5 +7,5 @@
 --! include lib_check.lua
 --! include lib_failed.lua
 local F = failed_keys(1)
-failed_check(F, ARGV[5], ARGV[1], ARGV[2])
-return failed_insert(F, ARGV[5], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
+local rebuilt = failed_check(F, ARGV[5], ARGV[1], ARGV[2])
+return failed_insert(F, ARGV[5], ARGV[1], ARGV[2], ARGV[3], ARGV[4], rebuilt)

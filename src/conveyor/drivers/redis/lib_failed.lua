@@ -7,9 +7,11 @@
 -- the script's slot even though it cannot be listed in KEYS ahead of time).
 --   failed_expect(F)                   refuse unless the 7 keys have their types
 --   failed_expect_index(F, qprefix, id)  and the index of record id's queue
---   failed_check(F, qprefix, uuid, queue)  everything failed_insert() writes for that record;
---     a seq counter that is not a number is rebuilt from the highest id stored (it only has to
---     stay above every id), rather than refusing every failure from then on
+--   failed_check(F, qprefix, uuid, queue)  everything failed_insert() writes for that record,
+--     without writing anything; returns nil, or the highest id stored when the seq counter is
+--     not a number: failed_insert(..., rebuilt) then sets the counter past it (it only has to
+--     stay above every id) instead of refusing every failure from then on. When the highest id
+--     is not a whole number either, it refuses: nothing is left to rebuild from.
 local function failed_keys(base)
   return {
     seq = KEYS[base], records = KEYS[base + 1], ids = KEYS[base + 2], times = KEYS[base + 3],
@@ -33,10 +35,13 @@ local function failed_check(F, qprefix, uuid, queue)
   expect('zset', qprefix .. queue)
   local old = redis.call('HGET', F.uuids, uuid)
   if old then failed_expect_index(F, qprefix, old) end
-  if not is_count(redis.call('GET', F.seq)) then
-    local top = redis.call('ZREVRANGE', F.ids, 0, 0, 'WITHSCORES')
-    redis.call('SET', F.seq, top[2] or '0')
+  if is_count(redis.call('GET', F.seq)) then return nil end
+  local top = redis.call('ZREVRANGE', F.ids, 0, 0, 'WITHSCORES')
+  local highest = tonumber(top[2] or '0')
+  if not highest or highest ~= highest or highest < 0 or highest >= 1e15 then
+    refuse('the failed store\'s counter and its highest id are both corrupt; nothing was changed')
   end
+  return math.floor(highest)
 end
 
 local function failed_remove(F, qprefix, id)
@@ -53,11 +58,22 @@ local function failed_remove(F, qprefix, id)
   return 1
 end
 
--- one record per uuid: a job that fails again replaces its earlier record
-local function failed_insert(F, qprefix, uuid, queue, packed, failed_at)
+-- one record per uuid: a job that fails again replaces its earlier record; `rebuilt` is what
+-- failed_check() returned
+local function failed_insert(F, qprefix, uuid, queue, packed, failed_at, rebuilt)
   local old = redis.call('HGET', F.uuids, uuid)
   if old then failed_remove(F, qprefix, old) end
-  local id = tostring(redis.call('INCR', F.seq))
+  local id
+  if rebuilt then
+    local next_id = rebuilt + 1
+    while redis.call('HEXISTS', F.records, string.format('%d', next_id)) == 1 do
+      next_id = next_id + 1
+    end
+    id = string.format('%d', next_id)
+    redis.call('SET', F.seq, id)
+  else
+    id = tostring(redis.call('INCR', F.seq))
+  end
   redis.call('HSET', F.records, id, packed)
   redis.call('HSET', F.queue_of, id, queue)
   redis.call('HSET', F.uuid_of, id, uuid)
