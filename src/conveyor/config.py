@@ -36,7 +36,7 @@ from typing import Any
 from .envelope import DEFAULT_MAX_PAYLOAD
 from .errors import ConfigError, InvalidQueueName
 from .queues import check_queue_name
-from .urls import mask_url
+from .urls import mask_url, unencoded_userinfo
 
 KNOWN_SCHEMES = (
     "sync", "sqlite", "redis", "rediss", "redis+cluster", "rediss+cluster", "redis+sentinel",
@@ -214,6 +214,12 @@ def _connection(
         shown = mask_url(url) if isinstance(url, str) else url
         raise ConfigError(
             f"{label['url']}: expected a URL like sqlite:///conveyor.db, got {shown!r}"
+        )
+    if unencoded_userinfo(url):
+        raise ConfigError(
+            f"{label['url']}: its user name or password (before the last '@') holds '/', '?' or "
+            "'#' as it is; percent-encode them (%2F, %3F, %23; an '@' in the query as %40), or "
+            "a piece of the password is read as the host"
         )
     scheme = url.partition("://")[0].lower()
     if scheme not in KNOWN_SCHEMES:

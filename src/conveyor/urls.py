@@ -50,13 +50,25 @@ def hide_secrets(text: str, url: str) -> str:
     return text
 
 
+def unencoded_userinfo(url: str) -> bool:
+    """Whether the user name or password of ``url`` holds a ``/``, ``?`` or ``#`` that is not
+    percent-encoded: URL parsers then cut the password short and quote a piece of it as the
+    host or the port, in errors a mask cannot recognise."""
+    rest = url.partition("://")[2]
+    userinfo, at, _ = rest.rpartition("@")
+    return bool(at) and not rest.startswith("/") and any(c in userinfo for c in "/?#")
+
+
 def _split(url: str) -> tuple[str, str, str | None]:
-    """``(scheme://, authority and path, query or None)``; a URL without a scheme has ``""``."""
+    """``(scheme://, user info with authority and path, query or None)``; a URL without a
+    scheme has ``""``. The user info runs to the last ``@``, before the query is looked for: a
+    password holding an unencoded ``?`` stays in it."""
     scheme, sep, rest = url.partition("://")
     if not sep:
         scheme, rest = "", url
-    head, qmark, query = rest.partition("?")
-    return scheme + sep, head, query if qmark else None
+    userinfo, at, after = rest.rpartition("@")
+    tail, qmark, query = after.partition("?")
+    return scheme + sep, userinfo + at + tail, query if qmark else None
 
 
 def _userinfo(head: str) -> tuple[str, str, str]:

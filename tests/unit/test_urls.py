@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from conveyor.config import ConnectionSettings
+from conveyor.config import ConnectionSettings, load_settings
 from conveyor.drivers.database.mysql_url import parse_url as parse_mysql
 from conveyor.drivers.database.postgres import parse_url as parse_postgres
 from conveyor.drivers.redis.connection import parse_url as parse_redis
@@ -98,3 +100,24 @@ def test_postgres_url_errors_do_not_show_the_password() -> None:
         parse_postgres("postgresql://app:Sup3r s3cret@db/jobs")
     assert "s3cret" not in str(caught.value)
     assert "***" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["redis://user:s3cr?et@host/0", "redis://user:s3cr/et@host", "postgresql://u:pa#ss@h/db"],
+)
+def test_a_password_with_unencoded_delimiters_is_masked_whole_and_refused_by_the_config(
+    url: str, tmp_path: Path
+) -> None:
+    password = url.partition("://")[2].rpartition("@")[0].partition(":")[2]
+    assert password not in mask_url(url)
+    with pytest.raises(ConfigError) as info:
+        load_settings(tmp_path, env={"CONVEYOR_CONNECTION": url})
+    assert password not in str(info.value) and "percent-encode" in str(info.value)
+    assert password[:4] not in str(info.value)
+
+
+def test_a_bad_port_is_not_echoed() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_redis("redis://user:pw@host:s3cr/0")
+    assert "port 's3cr'" not in str(info.value)

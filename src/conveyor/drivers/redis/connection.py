@@ -166,7 +166,9 @@ def _parse(kind: Callable[[str], Any], value: str, what: str, url: str) -> Any:
     try:
         return kind(value)
     except (KeyError, TypeError, ValueError):
-        raise ConfigError(f"invalid {what} {value!r} in Redis URL {mask_url(url)!r}") from None
+        # a port is cut from the authority, where a piece of a badly written password may land
+        shown = "" if what == "port" else f" {value!r}"
+        raise ConfigError(f"invalid {what}{shown} in Redis URL {mask_url(url)!r}") from None
 
 
 def _host_port(item: str, url: str) -> tuple[str, int]:
