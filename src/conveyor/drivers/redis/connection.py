@@ -78,6 +78,9 @@ DEFAULTS: dict[str, Any] = {
     "client_name": "conveyor",
 }
 DEFAULT_RETRY_WINDOW = 5.0
+#: error replies that say the storage refuses for now: the scripts' own check (lib_check.lua),
+#: a server out of memory, unable to persist, or a replica
+_REFUSALS = ("CORRUPT", "OOM", "MISCONF", "READONLY", "WRONGTYPE", "NOREPLICAS", "BUSY")
 
 #: a lost or refused connection, a server still loading, a cluster mid-failover: worth a retry
 TRANSIENT: tuple[type[BaseException], ...] = (
@@ -252,6 +255,10 @@ class RedisConnection:
                 time.sleep(min(pause, deadline - now))
                 pause = min(pause * 2, 0.5)
             except rex.ResponseError as exc:
+                if not str(exc).startswith(_REFUSALS):
+                    # not a refusal the scripts or the server mean to make (a script that
+                    # failed where it should not): retried like one, but never quietly
+                    log.error("%s: unexpected error reply: %s", self.describe, exc)
                 raise StorageUnavailable(f"{self.describe} refused the command: {exc}") from exc
 
     def eval(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
