@@ -119,9 +119,7 @@ def decode(payload: bytes, max_size: int | None = None) -> Envelope:
     bytes that are not an envelope, values out of bounds, nesting deeper than ``MAX_DEPTH``,
     and (with ``max_size``, a worker's ``max_payload``) more bytes than a worker will decode."""
     if max_size is not None and len(payload) > max_size:
-        raise PayloadError(
-            f"payload of {len(payload)} bytes is over this worker's max_payload of {max_size}"
-        )
+        raise PayloadError(f"payload is over this worker's max_payload of {max_size} bytes")
     try:
         env = _decoder.decode(payload)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:

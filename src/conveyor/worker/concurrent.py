@@ -93,7 +93,7 @@ class ConcurrentWorker(WorkerLoop[ConcurrentRunner]):
                         self._poll = _POLL_MIN
                         continue  # fill the window before waiting
                     if not self._flights:
-                        if self.options.stop_when_empty:
+                        if self.options.stop_when_empty and not self.signals.stopping:
                             reason = "queue empty"
                             break
                         continue

@@ -500,7 +500,7 @@ class Worker(WorkerLoop[SerialRunner]):
                     flush_logs()  # about to wait: nothing should sit in a buffer meanwhile
                     reservation = self._reserve()
                     if reservation is None:
-                        if self.options.stop_when_empty:
+                        if self.options.stop_when_empty and not self.signals.stopping:
                             reason = "queue empty"
                             break
                         continue
