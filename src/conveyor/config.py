@@ -182,7 +182,9 @@ def _env_overrides(env: Mapping[str, str], names: list[str]) -> dict[str, dict[s
             name, key = exact[var]
             found.setdefault(name, {})[key] = value
             continue
-        owner = next((n for n in names if var.startswith(f"CONVEYOR_{n.upper()}_")), None)
+        # with connections a and a_b, CONVEYOR_A_B_X is a_b's: the longest name that fits
+        owners = [n for n in names if var.startswith(f"CONVEYOR_{n.upper()}_")]
+        owner = max(owners, key=len, default=None)
         if owner is not None:
             keys = ", ".join(f"CONVEYOR_{owner.upper()}_{k.upper()}" for k in sorted(_CONN_KEYS))
             raise ConfigError(

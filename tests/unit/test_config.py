@@ -215,3 +215,11 @@ def test_max_payload_accepts_whole_positive_numbers(tmp_path: Path) -> None:
     assert load_settings(tmp_path, env={"CONVEYOR_MAX_PAYLOAD": " 2048 "}).max_payload == 2048
     (tmp_path / "conveyor.toml").write_text("max_payload = 4096\n")
     assert load_settings(tmp_path, env={}).max_payload == 4096
+
+
+def test_a_variable_belongs_to_the_longest_connection_name_it_starts_with(tmp_path: Path) -> None:
+    (tmp_path / "conveyor.toml").write_text(
+        '[connections.a]\nurl = "sqlite:///a.db"\n\n[connections.a_b]\nurl = "sqlite:///b.db"\n'
+    )
+    with pytest.raises(ConfigError, match="connection 'a_b'"):
+        load_settings(tmp_path, env={"CONVEYOR_A_B_NOPE": "1"})
