@@ -231,7 +231,8 @@ def test_ack_many_and_claim_retried_after_a_lost_reply_gets_the_same_jobs(
     held = driver.reserve(["q"], 30)
     assert held is not None
     k = driver.keys("q")
-    keys = [k.token, k.attempts, *k.for_settle(), k.payload, k.attempts, *k.for_reserve()]
+    keys = [k.token, k.attempts, k.reserved, k.pending, *k.for_settle(), k.payload, k.attempts]
+    keys += k.for_reserve()
     args = ["30", "lost-reply", 100, 0, 2, "", "", 0, 1, held.id, held.token]
     first = driver.conn.eval("ack_many_claim", keys, args)
     again = driver.conn.eval("ack_many_claim", keys, args)
@@ -352,3 +353,24 @@ def test_sentinel_url_finds_the_master(private: RedisServer, tmp_path: Path) -> 
             assert c.exists("{s}:queues") == 1
     finally:
         sentinel.stop()
+
+
+@pytest.mark.parametrize("started_by", ["begin", "round trip"])
+def test_a_prefetched_job_whose_lease_ran_out_is_held_again_when_it_starts(
+    driver: RedisDriver, started_by: str
+) -> None:
+    """An outage longer than the lease of a job claimed ahead: when it starts, nobody else may
+    claim it while it runs (its lease ran out, or a claim swept it back to pending)."""
+    queue = f"q{uuid.uuid4().hex[:6]}"
+    driver.push(Message(uuid.uuid4().hex, queue, b"{}"))
+    _, held = driver.ack_many_and_claim([], None, [queue], 0.2, 1)
+    assert len(held) == 1
+    time.sleep(0.3)
+    if started_by == "begin":
+        assert held[0].begin() is True
+    else:
+        acked, claimed = driver.ack_many_and_claim([], held[0], [queue], 30, 0)
+        assert (acked, claimed) == ([], [])
+    assert driver.reserve([queue], 30) is None, "another worker claimed the running job"
+    assert driver.size(queue) == QueueSize(0, 0, 1)
+    assert held[0].ack() is True

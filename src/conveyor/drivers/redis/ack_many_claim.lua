@@ -1,9 +1,10 @@
 -- Acknowledge several finished jobs, count the start of a prefetched one, and claim up to n
 -- jobs, in one step: the hot path of a worker that prefetches several jobs ahead.
--- KEYS[1] token hash   KEYS[2] attempts hash   (of the prefetched job's queue)
--- KEYS[3 .. 2 + 6m] per finished job: reserved zset, token hash, claims hash, pending list,
+-- KEYS[1] token hash   KEYS[2] attempts hash   KEYS[3] reserved zset   KEYS[4] pending list
+--   (of the prefetched job's queue: it is held again if its lease ran out, see rehold)
+-- KEYS[5 .. 4 + 6m] per finished job: reserved zset, token hash, claims hash, pending list,
 --   payload hash, attempts hash (of its queue)
--- KEYS[3 + 6m ..] 9 per queue to claim from, as reserve.lua takes them
+-- KEYS[5 + 6m ..] 9 per queue to claim from, as reserve.lua takes them
 -- ARGV[1] lease seconds   ARGV[2] token prefix (claim i uses token prefix..':'..i)
 -- ARGV[3] most jobs to migrate per key   ARGV[4] 1 to count the first claim's attempt now (it
 -- starts at once), 0 to prefetch it too (see lib_claim.lua); the others are prefetches
@@ -17,13 +18,15 @@
 -- lost reply gets the same jobs. Refuses with nothing changed when a key has the wrong type
 -- (lib_check.lua).
 --! include lib_check.lua
---! include lib_settle.lua
 --! include lib_store.lua
+--! include lib_settle.lua
 --! include lib_claim.lua
 local m = tonumber(ARGV[9])
-local base = 3 + 6 * m
+local base = 5 + 6 * m
 expect('hash', KEYS[1], KEYS[2])
-for k = 2, base - 6, 6 do
+expect('zset', KEYS[3])
+expect('list', KEYS[4])
+for k = 4, base - 6, 6 do
   expect_settle(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4])
   expect('hash', KEYS[k + 5], KEYS[k + 6])
 end
@@ -31,10 +34,11 @@ claim_check(base)
 local reply = {0, 0}
 if ARGV[6] ~= '' and redis.call('HGET', KEYS[1], ARGV[6]) == ARGV[7] then
   redis.call('HSET', KEYS[2], ARGV[6], ARGV[8])
+  rehold(KEYS[3], KEYS[4], ARGV[6], clock(), tonumber(ARGV[1]))
   reply[1] = 1
 end
 for i = 1, m do
-  local k, id = 2 + (i - 1) * 6, ARGV[8 + 2 * i]
+  local k, id = 4 + (i - 1) * 6, ARGV[8 + 2 * i]
   if unreserve(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], id, ARGV[9 + 2 * i]) then
     redis.call('HDEL', KEYS[k + 5], id)
     redis.call('HDEL', KEYS[k + 6], id)

@@ -218,7 +218,7 @@ class RedisDriver:
         count: bool,
     ) -> tuple[list[bool], bool, list[RedisReservation]]:
         started = begin._keys if begin is not None else self.keys(queues[0])
-        keys = [started.token, started.attempts]
+        keys = [started.token, started.attempts, started.reserved, started.pending]
         args: list[Any] = []
         for r in done:
             k = r._keys

@@ -78,8 +78,9 @@ class RedisReservation:
     def begin(self) -> bool:
         """Count the attempt of a prefetched job that starts now (see ``RedisDriver.prefetch``)."""
         k = self._keys
-        args = [self.id, self.token, self.attempts]
-        return bool(self._driver.conn.eval("begin", [k.token, k.attempts], args))
+        args = [self.id, self.token, self.attempts, repr(float(self._lease))]
+        keys = [k.token, k.attempts, k.reserved, k.pending]
+        return bool(self._driver.conn.eval("begin", keys, args))
 
     def release(self, delay: float, payload: bytes | None = None) -> bool:
         k = self._keys
