@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 
 from .errors import InvalidQueueName
+from .text import UNSAFE_CHARS
 
 MAX_QUEUE_NAME = 80
 
@@ -25,7 +26,7 @@ MAX_QUEUE_NAME = 80
 _valid: set[str] = set()
 _REMEMBERED = 1024
 
-_FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff,]")
+_FORBIDDEN = re.compile(f"[{UNSAFE_CHARS}\ud800-\udfff,]")
 
 
 def check_queue_name(name: object) -> str:

@@ -9,6 +9,15 @@ or kill the process that reports it.
 
 from __future__ import annotations
 
+import re
+
+#: characters stored text must not carry to a terminal or a log line as they are: the C0
+#: controls (ESC, newline and NUL among them), DEL, the C1 controls, and the bidi embeddings,
+#: overrides and isolates; the body of a regular expression's character class, for every
+#: module that looks for them
+UNSAFE_CHARS = "\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"
+_UNSAFE = re.compile(f"[{UNSAFE_CHARS}]")
+
 #: the most characters of error text kept for a failed job: a traceback is a few kilobytes; a
 #: megabyte of message would be written, read back and shown by ``conveyor failed`` each time
 MAX_ERROR_CHARS = 64 * 1024
@@ -49,8 +58,7 @@ def describe(exc: BaseException) -> str:
 def loggable(text: str, limit: int = 300) -> str:
     """``text`` for one log line: at most ``limit`` characters, and control characters (a
     newline that would forge a line, an escape that would drive the terminal) as escapes."""
-    if len(text) <= limit and text.isprintable():
+    if len(text) <= limit and not _UNSAFE.search(text):
         return text
-    cut = text[:limit]
-    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in cut)
+    shown = _UNSAFE.sub(lambda found: repr(found.group())[1:-1], text[:limit])
     return shown + ("..." if len(text) > limit else "")

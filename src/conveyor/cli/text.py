@@ -13,12 +13,14 @@ import re
 
 from rich.markup import escape
 
+from ..text import UNSAFE_CHARS
+
 REPLACEMENT = "\ufffd"
 
 #: C0 controls (ESC among them), DEL, C1 controls, and the bidi embeddings, overrides and
 #: isolates (U+202A-U+202E, U+2066-U+2069); newline and tab only where lines are kept
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-_UNSAFE_IN_LINES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_UNSAFE = re.compile(f"[{UNSAFE_CHARS}]")
+_UNSAFE_IN_LINES = re.compile(f"(?![\t\n])[{UNSAFE_CHARS}]")
 
 
 def plain(value: object, keep_newlines: bool = False) -> str:
