@@ -248,3 +248,12 @@ def test_stop_when_empty_with_nothing_delayed_says_nothing_of_it(workspace: Proj
     result = workspace.run("work", "--stop-when-empty")
     assert result.returncode == 0, result.stderr
     assert "delayed" not in result.stderr
+
+
+@pytest.mark.parametrize("option", [(), ("--quiet",), ("--log-level", "warning")])
+def test_a_quiet_worker_logs_no_line_per_job(workspace: Project, option: tuple[str, ...]) -> None:
+    workspace.enqueue("Ok", tag="a")
+    result = workspace.run("work", "--stop-when-empty", *option)
+    assert result.returncode == 0, result.stderr
+    assert workspace.ran() == ["ok a"]
+    assert ("COMPLETED" in result.stderr) is (option == ())

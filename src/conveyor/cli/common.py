@@ -187,19 +187,26 @@ class _Burst(logging.handlers.MemoryHandler):
             self.buffer.clear()
 
 
-def setup_logging(verbose: int) -> None:
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def setup_logging(verbose: int, level: str | None = None) -> None:
     """Log to stderr through a small buffer: one write per burst of lines, not per job.
 
     A busy worker logs a line per job, and a write per line costs as much as a quarter of the
     control process's time. Warnings go out at once; the worker flushes the rest whenever it
     waits (idle, or once a second during a long job), so a line is never more than ~1 s late.
+    ``level`` (one of ``LOG_LEVELS``) wins over ``verbose``.
     """
     stream = logging.StreamHandler(sys.stderr)
     stream.setFormatter(_Formatter("%(asctime)s %(levelname)-5s %(message)s"))
     buffered = _Burst(256, flushLevel=logging.WARNING, target=stream)
     root = logging.getLogger()
     root.addHandler(buffered)
-    root.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
+    if level is not None:
+        root.setLevel(level.upper())
+    else:
+        root.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
 
 
 pass_state = click.make_pass_decorator(State)

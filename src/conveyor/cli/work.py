@@ -15,6 +15,7 @@ from ..worker.executor import WorkerDefaults
 from ..worker.loop import PREFETCH_HOLD, Worker, WorkerOptions
 from ..worker.process import SPIN, ChildRunner, InlineRunner
 from .common import (
+    LOG_LEVELS,
     FiniteFloat,
     State,
     app_option,
@@ -147,6 +148,15 @@ DEFAULT_CONCURRENCY = 100
 )
 @click.option("-v", "--verbose", count=True, help="Debug logs with -vv (same as the global -v).")
 @click.option(
+    "--log-level",
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    default=None,
+    help="Log this level and above: `warning` drops the line per job of a busy worker. [default: info]",
+)
+@click.option(
+    "--quiet", is_flag=True, help="Log warnings and errors only: the same as --log-level warning."
+)
+@click.option(
     "--in-process",
     is_flag=True,
     help="Run jobs in the worker process itself, one at a time: no hard timeout, and a crashing job takes the worker down.",
@@ -159,7 +169,8 @@ def work(
     stop_when_empty: bool, timeout: float, max_timeout: float, tries: int, backoff: str,
     sleep: float, max_jobs: int, max_time: float,
     memory: float | None, lease: float | None, concurrency: int, prefetch_hold: float,
-    prefetch: int | None, spin: float, verbose: int, in_process: bool,
+    prefetch: int | None, spin: float, verbose: int, log_level: str | None, quiet: bool,
+    in_process: bool,
 ) -> None:  # fmt: skip
     """Process jobs from a connection's queues until stopped.
 
@@ -174,10 +185,11 @@ def work(
       conveyor work --app myapp.jobs --stop-when-empty
       conveyor work database --queue payments,emails,default --tries 3 --backoff 3,5,10
       conveyor work --once -v
+      conveyor work --quiet                 # warnings and errors only
       conveyor work --max-jobs 1000 --max-time 3600 --memory 256
       conveyor work --queue scrape --concurrency 50
     """
-    setup_logging(state.verbose + verbose)
+    setup_logging(state.verbose + verbose, log_level or ("warning" if quiet else None))
     app = state.app()
     settings = app.settings.connection(connection)
     try:
