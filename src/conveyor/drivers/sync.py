@@ -13,19 +13,19 @@ from typing import TYPE_CHECKING
 
 from ..worker.executor import Attempt
 from ..worker.outcome import Kind
-from .base import FailedRecord, Message, QueueSize, Reservation, WorkerInfo
+from .base import FailedRecord, Message, QueueSize, Reservation
+from .in_process import InProcessControl
 from .memory_failed import MemoryFailedStore
 
 if TYPE_CHECKING:
     from ..app import Conveyor
 
 
-class SyncDriver:
+class SyncDriver(InProcessControl):
     def __init__(self, app: Conveyor, connection: str = "sync") -> None:
         self.app = app
         self.connection = connection
         self.failed = MemoryFailedStore()
-        self._restart: float | None = None
 
     def push(self, message: Message) -> None:
         executor = self.app.executor()
@@ -54,25 +54,3 @@ class SyncDriver:
 
     def clear(self, queue: str) -> int:
         return 0
-
-    def request_restart(self) -> float:
-        self._restart = time.time()
-        return self._restart
-
-    def restart_requested_at(self) -> float | None:
-        return self._restart
-
-    def heartbeat(self, info: WorkerInfo) -> None:
-        pass
-
-    def forget_worker(self, worker_id: str) -> None:
-        pass
-
-    def workers(self, seen_within: float) -> list[WorkerInfo]:
-        return []
-
-    def migrate(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass

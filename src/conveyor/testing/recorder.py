@@ -12,12 +12,12 @@ from __future__ import annotations
 import enum
 import itertools
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .. import envelope as envelope_mod
-from ..drivers.base import Driver, FailedRecord, Message, QueueSize, Reservation, WorkerInfo
+from ..drivers.base import Driver, FailedRecord, Message, QueueSize, Reservation
+from ..drivers.in_process import InProcessControl
 from ..drivers.memory_failed import MemoryFailedStore
 from ..envelope import Envelope
 
@@ -107,7 +107,7 @@ class Recorder:
             return len(doomed)
 
 
-class FakeConnection:
+class FakeConnection(InProcessControl):
     """A ``Driver`` that records; messages whose job is not faked go to the real connection."""
 
     def __init__(
@@ -122,7 +122,6 @@ class FakeConnection:
         self._recorder = recorder
         self._faked = faked
         self._real = real
-        self._restart: float | None = None
 
     def push(self, message: Message) -> None:
         self.push_many([message])
@@ -161,28 +160,6 @@ class FakeConnection:
 
     def clear(self, queue: str) -> int:
         return self._recorder.clear(self.connection, queue)
-
-    def request_restart(self) -> float:
-        self._restart = time.time()
-        return self._restart
-
-    def restart_requested_at(self) -> float | None:
-        return self._restart
-
-    def heartbeat(self, info: WorkerInfo) -> None:
-        pass
-
-    def forget_worker(self, worker_id: str) -> None:
-        pass
-
-    def workers(self, seen_within: float) -> list[WorkerInfo]:
-        return []
-
-    def migrate(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 class Claim:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from ..drivers.base import Driver, Reservation
 from ..envelope import Envelope
 from ..errors import JobTimedOut, WorkerLost
-from ..events import EventBus, WorkerStopping
+from ..events import EventBus
 from .async_child import ConcurrentRunner
 from .executor import WorkerDefaults
 from .loop import (
@@ -110,13 +110,7 @@ class ConcurrentWorker(WorkerLoop[ConcurrentRunner]):
                     self._settle_and_fill(flight, outcome, more=i + 1 < len(collected))
                     self._log(flight.running, outcome)
         finally:
-            self.signals.uninstall()
-            self.runner.stop()
-            self._hand_back_held()
-            self._quietly(self._flush_deferred)  # a forced stop must not end in a traceback
-            self._quietly(lambda: self.driver.forget_worker(self.id))
-            self.events.emit(WorkerStopping(self.driver.connection, 0, reason))
-            log.info("worker %s stopping: %s (%d jobs)", self.id, reason, self.processed)
+            self._shut_down(reason)
         return 0
 
     def _has_room(self) -> bool:

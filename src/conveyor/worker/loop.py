@@ -131,6 +131,16 @@ class WorkerLoop(Generic[R]):
             self._prefetches = self._depth > 0
             self._keep_acks = cast(Prefetch, driver).keep_acks
 
+    def _shut_down(self, reason: str) -> None:
+        """On the way out, whatever ended the loop: nothing held, nothing kept unsent."""
+        self.signals.uninstall()
+        self.runner.stop()
+        self._hand_back_held()
+        self._quietly(self._flush_deferred)  # a forced stop must not end in a traceback
+        self._quietly(lambda: self.driver.forget_worker(self.id))
+        self.events.emit(WorkerStopping(self.driver.connection, 0, reason))
+        log.info("worker %s stopping: %s (%d jobs)", self.id, reason, self.processed)
+
     def _stop_reason(self) -> str | None:
         """Why the worker should stop; once found, the reason sticks until the worker exits."""
         if self._stop_because is None:
@@ -513,13 +523,7 @@ class Worker(WorkerLoop[SerialRunner]):
                     reason = "--once"
                     break
         finally:
-            self.signals.uninstall()
-            self.runner.stop()
-            self._hand_back_held()
-            self._quietly(self._flush_deferred)  # a forced stop must not end in a traceback
-            self._quietly(lambda: self.driver.forget_worker(self.id))
-            self.events.emit(WorkerStopping(self.driver.connection, 0, reason))
-            log.info("worker %s stopping: %s (%d jobs)", self.id, reason, self.processed)
+            self._shut_down(reason)
         return 0
 
     def _settle_and_start_next(self, finished: Running, outcome: Outcome) -> Running | None:
