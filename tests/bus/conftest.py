@@ -51,15 +51,18 @@ def _server_url(backend: str, request: pytest.FixtureRequest) -> tuple[str, str]
     return REDIS_URL, prefix
 
 
-def configure(project: Path, backend: str, request: pytest.FixtureRequest) -> Conveyor:
+def configure(
+    project: Path, backend: str, request: pytest.FixtureRequest, max_payload: int | None = None
+) -> Conveyor:
     """Write the project's conveyor.toml for ``backend`` (workers started there read it too),
-    with the jobs and callbacks of ``tests.bus.jobs`` as its app."""
+    with the jobs and callbacks of ``tests.bus.jobs`` as its app (and ``max_payload``)."""
     if backend == "sqlite":
         url, prefix = f"sqlite:///{project / 'bus.db'}", "conveyor"
     else:
         url, prefix = _server_url(backend, request)
+    limit = f"max_payload = {max_payload}\n" if max_payload else ""
     (project / "conveyor.toml").write_text(
-        f'app = ["tests.bus.jobs"]\ndefault = "bus"\n\n'
+        f'{limit}app = ["tests.bus.jobs"]\ndefault = "bus"\n\n'
         f'[connections.bus]\nurl = "{url}"\nprefix = "{prefix}"\nretry_after = 2\n'
     )
     return Conveyor(load_settings(project, env={}))

@@ -33,3 +33,14 @@ def driver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Driver]:
         yield drv
     finally:
         drv.close()
+
+
+@pytest.fixture(params=["redis", "redis_cluster"])
+def redis_driver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Driver]:
+    """For the Redis-only tests: one server and a cluster, each test on its own key prefix."""
+    module = importlib.import_module(f"tests.contract.backends.{request.param}")
+    drv: Driver = module.make(tmp_path, request)
+    try:
+        yield drv
+    finally:
+        drv.close()

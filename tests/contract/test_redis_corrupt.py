@@ -10,27 +10,19 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from conveyor.drivers.base import FailedRecord, Message, QueueSize, WorkerInfo
+from conveyor.drivers.base import Driver, FailedRecord, Message, QueueSize, WorkerInfo
 from conveyor.drivers.redis import RedisDriver
 from conveyor.errors import StorageUnavailable
-from tests.contract.backends import redis as single
-from tests.contract.backends import redis_cluster
 
 
-@pytest.fixture(params=["redis", "redis_cluster"])
-def driver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RedisDriver]:
-    module = single if request.param == "redis" else redis_cluster
-    drv = module.make(tmp_path, request)
-    assert isinstance(drv, RedisDriver)
-    try:
-        yield drv
-    finally:
-        drv.close()
+@pytest.fixture
+def driver(redis_driver: Driver) -> RedisDriver:
+    """Every test here runs on one Redis server and on a cluster (``redis_driver``)."""
+    assert isinstance(redis_driver, RedisDriver)
+    return redis_driver
 
 
 def message(queue: str, delay: float = 0.0) -> Message:

@@ -21,19 +21,14 @@ from conveyor.drivers.redis.codec import pack_record
 from conveyor.drivers.redis.connection import parse_url
 from conveyor.errors import ConfigError, ConnectionUnavailable
 from tests.contract.backends import redis as single
-from tests.contract.backends import redis_cluster
 from tests.integration.redis_server import RedisServer, free_port, require_redis_binary
 
 
-@pytest.fixture(params=["redis", "redis_cluster"])
-def driver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RedisDriver]:
-    module = single if request.param == "redis" else redis_cluster
-    drv = module.make(tmp_path, request)
-    assert isinstance(drv, RedisDriver)
-    try:
-        yield drv
-    finally:
-        drv.close()
+@pytest.fixture
+def driver(redis_driver: Driver) -> RedisDriver:
+    """Every test here runs on one Redis server and on a cluster (``redis_driver``)."""
+    assert isinstance(redis_driver, RedisDriver)
+    return redis_driver
 
 
 @pytest.fixture

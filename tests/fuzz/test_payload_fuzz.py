@@ -21,7 +21,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conveyor import Conveyor, set_app
-from conveyor.config import load_settings
 from conveyor.drivers.base import Message
 from tests.bus.conftest import configure
 from tests.integration.harness import Workers
@@ -107,13 +106,6 @@ def fuzz_project(
     yield project, request, str(request.param)
 
 
-def _fresh_app(project: Path, backend: str, request: pytest.FixtureRequest) -> Conveyor:
-    configure(project, backend, request).close()
-    toml = project / "conveyor.toml"
-    toml.write_text(f"max_payload = {MAX_PAYLOAD}\n" + toml.read_text())
-    return Conveyor(load_settings(project, env={}))
-
-
 def _store(app: Conveyor, backend: str, job_id: str, payload: bytes) -> None:
     """Write ``payload`` as its backend's storage can hold it: Redis and SQLite keep any bytes
     (SQLite as a blob in the text column); PostgreSQL's and MariaDB's text columns hold valid
@@ -182,7 +174,7 @@ def test_forged_payloads_never_stop_a_worker_nor_vanish(
         folder.mkdir()
         previous = os.getcwd()
         os.chdir(folder)
-        app = _fresh_app(folder, backend, request)
+        app = configure(folder, backend, request, MAX_PAYLOAD)
         previous_app = set_app(app)
         try:
             _drain(folder, app, backend, payloads)

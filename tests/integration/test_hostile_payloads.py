@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 
 from conveyor import Conveyor, set_app
-from conveyor.config import load_settings
 from conveyor.drivers.base import Message
 from conveyor.text import MAX_ERROR_CHARS
 from tests.bus.conftest import configure
@@ -75,10 +74,7 @@ FORGED: dict[str, tuple[bytes, str]] = {
 
 @pytest.fixture(params=["sqlite", "postgres", "mysql", "redis"])
 def hostile_app(project: Path, request: pytest.FixtureRequest) -> Iterator[Conveyor]:
-    configure(project, request.param, request).close()
-    toml = project / "conveyor.toml"
-    toml.write_text(f"max_payload = {MAX_PAYLOAD}\n" + toml.read_text())
-    app = Conveyor(load_settings(project, env={}))
+    app = configure(project, request.param, request, MAX_PAYLOAD)
     previous = set_app(app)
     try:
         yield app
